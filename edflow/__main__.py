@@ -1,0 +1,3 @@
+from edflow.main import main
+
+main()

@@ -1,0 +1,99 @@
+"""Chaining: a ``first_stage:`` section names an earlier run, whose model is rebuilt, loaded and frozen.
+
+Accepted forms::
+
+    first_stage: {run: logs/<folder> | logs/<folder>/configs/train_<ts>.yaml, checkpoint: <optional path>}
+    first_stage: {checkpoint: <path>, model: iin.models.ae.Model, subconfig: {...} | <yaml path>}   # original IIN form
+    first_stage: {classifier: {run: ...}, gan: {run: ...}}                                          # several named stages
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import torch
+
+from edflow import checkpoint as ckpt
+from edflow.config import ConfigError, load_yaml
+from edflow.util import get_obj_from_str
+
+STAGE_KEYS = {"run", "checkpoint", "model", "subconfig", "config"}
+
+
+class FirstStageError(FileNotFoundError):
+    pass
+
+
+def is_single_stage(spec: Mapping) -> bool:
+    return bool(set(spec) & STAGE_KEYS)
+
+
+def run_folder_of(path: str) -> str:
+    """A run folder from a run folder or from one of its config files."""
+    path = os.path.normpath(path)
+    if os.path.isfile(path):
+        parent = os.path.dirname(path)
+        return os.path.dirname(parent) if os.path.basename(parent) == "configs" else parent
+    return path
+
+
+def latest_config_path(run: str) -> str:
+    folder = os.path.join(run, "configs")
+    configs = sorted(f for f in os.listdir(folder) if f.endswith(".yaml")) if os.path.isdir(folder) else []
+    if not configs:
+        raise FirstStageError(f"run folder {run!r} holds no configs/*.yaml; is it a run folder made by `edflow -t`?")
+    return os.path.join(folder, configs[-1])
+
+
+def resolve_stage(spec: Mapping) -> tuple[dict, str]:
+    """The stage's config and checkpoint path, with errors that say what is missing."""
+    if "run" in spec:
+        given = str(spec["run"])
+        if not os.path.exists(given):
+            raise FirstStageError(f"first_stage run {given!r} does not exist. Train that stage first "
+                                  f"(edflow -b configs/<its config>.yaml -t) and put its log folder here.")
+        run = run_folder_of(given)
+        config_path = given if os.path.isfile(given) else latest_config_path(run)
+        config = load_yaml(config_path)
+        checkpoint = spec.get("checkpoint") or ckpt.latest_checkpoint(os.path.join(run, "train", "checkpoints"))
+        if checkpoint is None:
+            raise FirstStageError(f"first_stage run {run!r} has no checkpoint under train/checkpoints/; "
+                                  f"its training did not save a step yet (finish or resume it with edflow -p {run} -t)")
+    elif "checkpoint" in spec and "model" in spec:
+        sub = spec.get("subconfig", spec.get("config", {}))
+        config = load_yaml(sub) if isinstance(sub, str) else dict(sub or {})
+        config.setdefault("model", spec["model"])
+        checkpoint = spec["checkpoint"]
+    else:
+        raise ConfigError("first_stage needs either `run: logs/<folder>` (optionally with `checkpoint:`) or "
+                          "`checkpoint:` together with `model:` and `subconfig:`")
+    if "model" in spec and "run" in spec:
+        config["model"] = spec["model"]
+    if not os.path.isfile(str(checkpoint)):
+        raise FirstStageError(f"first_stage checkpoint {checkpoint!r} does not exist")
+    return config, str(checkpoint)
+
+
+def load_stage(spec: Mapping, device: str = "cpu") -> torch.nn.Module:
+    """Build the stage's model from its own config, load its weights and freeze it."""
+    config, checkpoint = resolve_stage(spec)
+    model = get_obj_from_str(config["model"])(config)
+    state = ckpt.model_state_dict(ckpt.load(checkpoint))
+    model.load_state_dict(state)
+    model.to(device).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    model.stage_config = config
+    model.stage_checkpoint = checkpoint
+    return model
+
+
+def load_first_stages(spec: Mapping | None, device: str = "cpu"):
+    """None, one frozen model, or a dict of named frozen models, as the section describes."""
+    if not spec:
+        return None
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"first_stage must be a mapping, got {spec!r}")
+    if is_single_stage(spec):
+        return load_stage(spec, device)
+    return {name: load_stage(sub, device) for name, sub in spec.items()}

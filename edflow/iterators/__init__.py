@@ -1,0 +1,3 @@
+from edflow.iterators.template_iterator import NonFiniteLossError, TemplateIterator
+
+__all__ = ["TemplateIterator", "NonFiniteLossError"]

@@ -1,0 +1,135 @@
+"""Where scalars and images go: an append-only metrics.jsonl, PNG grids, TensorBoard and W&B when switched on."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Mapping
+
+import numpy as np
+import torch
+
+
+def to_float(value) -> float:
+    if torch.is_tensor(value):
+        value = value.detach().float().mean().item()
+    return float(np.mean(value))
+
+
+def save_image_grid(images, path: str, nrow: int | None = None) -> str:
+    """Save a batch (B, C, H, W) with values in [-1, 1] as one PNG grid."""
+    from PIL import Image
+
+    images = torch.as_tensor(images).detach().float().cpu()
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4:
+        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    b, c, h, w = images.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(b)))
+    rows = math.ceil(b / nrow)
+    grid = torch.ones(c, rows * (h + 2) + 2, nrow * (w + 2) + 2)
+    for i in range(b):
+        r, k = divmod(i, nrow)
+        grid[:, 2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + k * (w + 2): 2 + k * (w + 2) + w] = images[i]
+    array = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    Image.fromarray(array[..., 0] if c == 1 else array[..., :3]).save(path)
+    return path
+
+
+class Logger:
+    """Logs of one run. Only the process with rank 0 writes; other ranks get a logger that does nothing."""
+
+    def __init__(self, root: str, config: Mapping, enabled: bool = True):
+        self.root = root
+        self.enabled = enabled
+        self.metrics_path = os.path.join(root, "metrics.jsonl")
+        integrations = config.get("integrations") or {}
+        self.tensorboard = self._tensorboard(integrations.get("tensorboard")) if enabled else None
+        self.wandb = self._wandb(integrations.get("wandb"), config) if enabled else None
+
+    def _tensorboard(self, options):
+        if not _switched_on(options):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ImportError("integrations/tensorboard is on but tensorboard is not installed: "
+                              "pip install 'fairtoolkit[tensorboard]' or set integrations.tensorboard=false") from error
+        return SummaryWriter(os.path.join(self.root, "tensorboard"))
+
+    def _wandb(self, options, config):
+        if not _switched_on(options):
+            return None
+        try:
+            import wandb
+        except ImportError as error:
+            raise ImportError("integrations/wandb is on but wandb is not installed: "
+                              "pip install 'fairtoolkit[wandb]' or set integrations.wandb=false") from error
+        options = options if isinstance(options, Mapping) else {}
+        return wandb.init(project=options.get("project", "fairtoolkit"), name=os.path.basename(self.root),
+                          dir=self.root, config=dict(config), mode=options.get("mode"), reinit=True)
+
+    def scalars(self, scalars: Mapping, step: int, **fields) -> None:
+        if not self.enabled or not scalars:
+            return
+        values = {k: to_float(v) for k, v in scalars.items()}
+        record = {"step": int(step), "time": time.time(), **fields, **values}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tensorboard:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(key, value, step)
+        if self.wandb:
+            self.wandb.log(values, step=step)
+
+    def images(self, images: Mapping, step: int, folder: str) -> list[str]:
+        if not self.enabled:
+            return []
+        paths = []
+        for name, batch in images.items():
+            path = save_image_grid(batch, os.path.join(folder, f"{name.replace('/', '_')}_{step:07d}.png"))
+            paths.append(path)
+            if self.tensorboard:
+                from PIL import Image
+
+                self.tensorboard.add_image(name, np.asarray(Image.open(path).convert("RGB")), step, dataformats="HWC")
+            if self.wandb:
+                import wandb
+
+                self.wandb.log({name: wandb.Image(path)}, step=step)
+        return paths
+
+    def figures(self, figures: Mapping, step: int, folder: str) -> None:
+        if not self.enabled:
+            return
+        import matplotlib.pyplot as plt
+
+        os.makedirs(folder, exist_ok=True)
+        for name, figure in figures.items():
+            figure.savefig(os.path.join(folder, f"{name.replace('/', '_')}_{step:07d}.png"), dpi=100)
+            if self.tensorboard:
+                self.tensorboard.add_figure(name, figure, step, close=False)
+            plt.close(figure)
+
+    def close(self) -> None:
+        if self.tensorboard:
+            self.tensorboard.close()
+        if self.wandb:
+            self.wandb.finish()
+
+
+def _switched_on(options) -> bool:
+    if isinstance(options, Mapping):
+        return bool(options.get("active", True))
+    return bool(options)
+
+
+def read_metrics(run_root: str) -> list[dict]:
+    path = os.path.join(run_root, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

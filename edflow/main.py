@@ -1,0 +1,165 @@
+"""The ``edflow`` command: train (-t), evaluate (-p run), resume (-p run -t), with configs merged from -b."""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import random
+import sys
+import time
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from edflow import checkpoint as ckpt
+from edflow import distributed as dist
+from edflow.config import (ConfigError, apply_overrides, check_runner_keys, deep_merge, dump_yaml, load_configs,
+                           load_yaml, parse_overrides, with_defaults)
+from edflow.first_stage import FirstStageError, latest_config_path, load_first_stages, run_folder_of
+from edflow.util import get_obj_from_str
+
+DEBUG_SETTINGS = {"num_steps": 4, "eval_max_batches": 2, "log_freq": 1, "ckpt_freq": None}
+
+EPILOG = """examples:
+  edflow -b configs/mnist_ae.yaml -t                 train
+  edflow -b configs/mnist_ae.yaml -t Model.z_dim=32  train with an override (also: --Model/z_dim 32)
+  edflow -p logs/<run>                               evaluate the newest checkpoint of a run
+  edflow -p logs/<run> -t                            resume training where it stopped
+  edflow report logs/<run> logs/<run2>               tables and plots across runs
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edflow", description="Train and evaluate models described by YAML configs.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-b", "--base", nargs="*", default=[], metavar="CONFIG",
+                   help="config files, deep-merged left to right")
+    p.add_argument("-t", "--train", action="store_true", help="train (with -p: resume)")
+    p.add_argument("-p", "--project", help="a run folder or its config: evaluate it, or resume it with -t")
+    p.add_argument("-c", "--checkpoint", help="the checkpoint to start from or to evaluate")
+    p.add_argument("-n", "--name", help="a name for the run folder")
+    p.add_argument("-d", "--debug", action="store_true", help="a handful of steps, logs under logs/debug_runs/")
+    p.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"), help="where run folders go")
+    return p
+
+
+def build_config(args, overrides: list[str]) -> tuple[dict, str | None]:
+    """The resolved config and, for -p, the run folder it belongs to."""
+    run = None
+    base: dict = {}
+    if args.project:
+        if not os.path.exists(args.project):
+            raise ConfigError(f"-p {args.project!r}: no such run folder or config")
+        run = run_folder_of(args.project)
+        base = load_yaml(args.project if os.path.isfile(args.project) else latest_config_path(run))
+    elif not args.base:
+        raise ConfigError("give a config with -b configs/<dataset>_<method>.yaml, or a run folder with -p logs/<run>")
+    config = deep_merge(base, load_configs(args.base))
+    config = apply_overrides(config, parse_overrides(overrides))
+    check_runner_keys(config)
+    config = with_defaults(config)
+    if args.debug:
+        config.update({k: v for k, v in DEBUG_SETTINGS.items()})
+        config.update(config.get("debug") or {})
+    for key in ("model", "iterator"):
+        if not config.get(key):
+            raise ConfigError(f"the config needs a {key!r} key (a dotted class path such as iin.models.ae.Model)")
+    return config, run
+
+
+def run_root(args, config: Mapping) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
+    name = args.name or config.get("experiment_name") or (
+        os.path.splitext(os.path.basename(args.base[-1]))[0] if args.base else "run")
+    base = os.path.join(args.log_root, "debug_runs") if args.debug else args.log_root
+    root = os.path.join(base, f"{stamp}_{name}")
+    suffix = 1
+    while os.path.exists(root):  # two runs started within one second
+        root = os.path.join(base, f"{stamp}_{name}_{suffix}")
+        suffix += 1
+    return dist.broadcast_object(root)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def instantiate_dataset(spec, config: Mapping):
+    """``iin.data.MNISTTrain`` (constructed with the config, as edflow did) or ``{target: ..., params: {...}}``."""
+    if isinstance(spec, str):
+        return get_obj_from_str(spec)(config=config)
+    if isinstance(spec, Mapping) and "target" in spec:
+        cls = get_obj_from_str(spec["target"])
+        params = dict(spec.get("params") or {})
+        if "config" in inspect.signature(cls).parameters:
+            params["config"] = config
+        return cls(**params)
+    raise ConfigError(f"a dataset is a dotted class path or {{target: <path>, params: {{...}}}}, got {spec!r}")
+
+
+def build_iterator(config: dict, root: str, train: bool):
+    datasets = {split: instantiate_dataset(spec, config) for split, spec in (config.get("datasets") or {}).items()
+                if spec and (train or split != "train")}
+    first_stage = load_first_stages(config.get("first_stage"), config.get("device", "cpu"))
+    model = get_obj_from_str(config["model"])(config)
+    iterator_cls = get_obj_from_str(config["iterator"])
+    return iterator_cls(config, root, model, datasets=datasets, first_stage=first_stage)
+
+
+def start_checkpoint(args, iterator) -> str | None:
+    if args.checkpoint:
+        if not os.path.isfile(args.checkpoint):
+            raise FirstStageError(f"-c {args.checkpoint!r}: no such checkpoint")
+        return args.checkpoint
+    if args.project:
+        found = ckpt.latest_checkpoint(iterator.checkpoint_dir)
+        if found is None and not args.train:
+            raise FirstStageError(f"run {args.project!r} has no checkpoint under train/checkpoints/ to evaluate")
+        return found
+    return None
+
+
+def run(argv: list[str] | None = None) -> str:
+    args, overrides = parser().parse_known_args(argv)
+    config, existing = build_config(args, overrides)
+    config["device"] = dist.init_from_environment(config.get("device", "cpu"))
+    root = existing or run_root(args, config)
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
+    if dist.is_main_process():
+        dump_yaml(config, os.path.join(root, "configs", f"{'train' if args.train else 'eval'}_{stamp}.yaml"))
+    seed_everything(int(config.get("seed", 0)))
+    iterator = build_iterator(config, root, train=args.train)
+    checkpoint = start_checkpoint(args, iterator)
+    if checkpoint:
+        iterator.restore(checkpoint)
+        print(f"edflow: restored {checkpoint} (step {iterator.global_step})", file=sys.stderr)
+    if args.train:
+        iterator.fit()
+    else:
+        results = iterator.evaluate_all()
+        for key, value in sorted(results.items()):
+            print(f"{key}: {value:.6g}")
+    print(f"edflow: run folder {root}", file=sys.stderr)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        from edflow.report import main as report_main
+
+        return report_main(argv[1:])
+    try:
+        run(argv)
+    except (ConfigError, FirstStageError, ckpt.CheckpointError, ImportError) as error:
+        print(f"edflow: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        dist.cleanup()
+
+
+if __name__ == "__main__":
+    main()

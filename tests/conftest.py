@@ -1,0 +1,19 @@
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for path in (ROOT, os.path.join(ROOT, "tests")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def log_root(tmp_path, monkeypatch):
+    root = tmp_path / "logs"
+    monkeypatch.setenv("EDFLOW_LOG_ROOT", str(root))
+    return root
