@@ -2,7 +2,7 @@
 
 Accepted forms::
 
-    first_stage: {run: logs/<folder> | logs/<folder>/configs/train_<ts>.yaml, checkpoint: <optional path>}
+    first_stage: {run: logs/<folder> | logs/<folder>/configs/train_<ts>.yaml | <run name>, checkpoint: <optional>}
     first_stage: {checkpoint: <path>, model: iin.models.ae.Model, subconfig: {...} | <yaml path>}   # original IIN form
     first_stage: {classifier: {run: ...}, gan: {run: ...}}                                          # several named stages
 """
@@ -45,13 +45,36 @@ def latest_config_path(run: str) -> str:
     return os.path.join(folder, configs[-1])
 
 
+def log_roots() -> list[str]:
+    root = os.environ.get("EDFLOW_LOG_ROOT", "logs")
+    return [root, os.path.join(root, "debug_runs")]
+
+
+def find_run(name: str) -> str | None:
+    """The newest run folder named ``<timestamp>_<name>`` under the log root (debug runs included)."""
+    candidates = [os.path.join(root, folder) for root in log_roots() if os.path.isdir(root)
+                  for folder in os.listdir(root) if folder.endswith(f"_{name}") and folder[:4].isdigit()]
+    candidates = [c for c in candidates if ckpt.latest_checkpoint(os.path.join(c, "train", "checkpoints"))]
+    return max(candidates, key=os.path.basename) if candidates else None
+
+
+def resolve_run(given: str) -> str:
+    if os.path.exists(given):
+        return given
+    if os.sep not in given:
+        found = find_run(given)
+        if found:
+            return found
+    raise FirstStageError(
+        f"first_stage run {given!r} was not found (neither a folder nor the name of a run with a checkpoint under "
+        f"{' or '.join(log_roots())}). Train that stage first, e.g. `edflow -b configs/{given}.yaml -t`, "
+        f"or set first_stage.run=logs/<its folder>.")
+
+
 def resolve_stage(spec: Mapping) -> tuple[dict, str]:
     """The stage's config and checkpoint path, with errors that say what is missing."""
     if "run" in spec:
-        given = str(spec["run"])
-        if not os.path.exists(given):
-            raise FirstStageError(f"first_stage run {given!r} does not exist. Train that stage first "
-                                  f"(edflow -b configs/<its config>.yaml -t) and put its log folder here.")
+        given = resolve_run(str(spec["run"]))
         run = run_folder_of(given)
         config_path = given if os.path.isfile(given) else latest_config_path(run)
         config = load_yaml(config_path)

@@ -124,6 +124,7 @@ def start_checkpoint(args, iterator) -> str | None:
 
 def run(argv: list[str] | None = None) -> str:
     args, overrides = parser().parse_known_args(argv)
+    os.environ["EDFLOW_LOG_ROOT"] = args.log_root  # first stages named by run name are looked up here
     config, existing = build_config(args, overrides)
     config["device"] = dist.init_from_environment(config.get("device", "cpu"))
     root = existing or run_root(args, config)

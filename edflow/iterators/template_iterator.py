@@ -245,10 +245,17 @@ class TemplateIterator:
         return [name for name in self.datasets if name != "train"]
 
     def evaluate_all(self) -> dict:
-        """eval_op over every evaluation dataset, then the callbacks; results land in eval/<ts>/<step>/."""
+        """eval_op over every evaluation dataset, then the callbacks; results land in eval/<ts>/<step>/.
+
+        Evaluation leaves the RNG states as it found them, so when and how often a run evaluates never changes
+        its training."""
         results = {}
-        for split in self.eval_splits():
-            results.update(self.evaluate(split))
+        saved_rng = ckpt.rng_state()
+        try:
+            for split in self.eval_splits():
+                results.update(self.evaluate(split))
+        finally:
+            ckpt.set_rng_state(saved_rng)
         if dist.is_main_process() and results:
             folder = os.path.join(self.root, "eval", self._session, str(self.global_step))
             dump_yaml({"step": self.global_step, "epoch": self.epoch, **results}, os.path.join(folder, "results.yaml"))
