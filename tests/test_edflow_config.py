@@ -62,3 +62,20 @@ def test_retrieve_and_get_obj_from_str():
     assert get_obj_from_str("edflow.config.deep_merge") is deep_merge
     with pytest.raises(ImportError, match="has no attribute 'nope'"):
         get_obj_from_str("edflow.config.nope")
+
+
+def test_array_dataset_examples_and_batches_agree():
+    import numpy as np
+    import torch
+
+    from edflow.data.dataset import ArrayDataset, ConcatenatedDataset, SubDataset
+
+    data = ArrayDataset({"x": torch.arange(10.0).view(5, 2), "y": torch.arange(5)})
+    assert [int(data[i]["y"]) for i in range(5)] == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(data[3]["x"], [6.0, 7.0])
+    batch = data.get_batch([4, 1])
+    assert batch["y"].tolist() == [4, 1] and batch["x"][0].tolist() == [8.0, 9.0]
+    sub = SubDataset(data, [3, 0])
+    assert [int(sub[i]["y"]) for i in range(2)] == [3, 0] and sub.labels["y"].tolist() == [3, 0]
+    both = ConcatenatedDataset(data, sub)
+    assert len(both) == 7 and int(both[6]["y"]) == 0 and both.labels["y"].tolist() == [0, 1, 2, 3, 4, 3, 0]

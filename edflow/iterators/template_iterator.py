@@ -178,11 +178,11 @@ class TemplateIterator:
         with self._deferred_interrupts():
             while self.global_step < total and not self._stop_requested:
                 sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
+                bar.set_postfix(epoch=self.epoch)
                 self.model.train()
                 for batch in loader:
                     self.run_step(batch)
                     bar.update(1)
-                    bar.set_postfix(epoch=self.epoch)
                     if self.config.get("ckpt_freq") and self.global_step % int(self.config["ckpt_freq"]) == 0:
                         last_saved = self.save_checkpoint()
                     if self.global_step >= total or self._stop_requested:

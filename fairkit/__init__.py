@@ -1,0 +1,1 @@
+"""Parts shared by the methods: datasets (fairkit.data), networks (fairkit.nets), metrics (fairkit.metrics)."""

@@ -1,0 +1,65 @@
+"""Network building blocks shared by the methods.
+
+- :mod:`fairkit.nets.flows`: invertible layers (``forward(x, cond) -> (y, logdet)``, ``reverse(y, cond) -> x``)
+  and two ready-made flows (:class:`MultiScaleFlow`, :class:`VectorFlow`).
+- :mod:`fairkit.nets.autoencoders`: IIN's conv encoder/decoder, a diagonal Gaussian, a PatchGAN discriminator.
+- :mod:`fairkit.nets.classifiers`: SimpleConvNet (EnD), ResNet, ConvNet, MLP.
+- :mod:`fairkit.nets.gan`: BigGAN-style generator/discriminator, EMA of G, hinge losses.
+"""
+from fairkit.nets.autoencoders import (
+    ActNormLayer,
+    Decoder,
+    DiagonalGaussian,
+    Encoder,
+    PatchDiscriminator,
+    make_norm,
+)
+from fairkit.nets.classifiers import MLP, ConvNet, L2Normalize, ResNet, SimpleConvNet
+from fairkit.nets.flows import (
+    ActNorm,
+    AffineCoupling,
+    CouplingConvNet,
+    CouplingMLP,
+    FlowSequential,
+    InvConv1x1LU,
+    MultiScaleFlow,
+    Permutation,
+    Shuffle,
+    Split,
+    Squeeze,
+    VectorFlow,
+    iin_block,
+)
+from fairkit.nets.gan import EMA, Discriminator, Generator, d_hinge_loss, g_hinge_loss
+
+__all__ = [
+    "ActNorm",
+    "InvConv1x1LU",
+    "AffineCoupling",
+    "CouplingConvNet",
+    "CouplingMLP",
+    "Squeeze",
+    "Permutation",
+    "Shuffle",
+    "Split",
+    "FlowSequential",
+    "MultiScaleFlow",
+    "VectorFlow",
+    "iin_block",
+    "ActNormLayer",
+    "make_norm",
+    "Encoder",
+    "Decoder",
+    "DiagonalGaussian",
+    "PatchDiscriminator",
+    "SimpleConvNet",
+    "ResNet",
+    "ConvNet",
+    "MLP",
+    "L2Normalize",
+    "Generator",
+    "Discriminator",
+    "EMA",
+    "d_hinge_loss",
+    "g_hinge_loss",
+]
