@@ -1,0 +1,68 @@
+"""The feature-extractor stage for data without Inception weights: a small classifier whose penultimate
+features serve FID (``fid: {extractor: classifier, run: mnist_fidnet}``) and whose test accuracy is reported."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edflow import TemplateIterator
+from edflow.config import section
+from fairkit.nets.classifiers import ConvNet
+
+MODEL_DEFAULTS = {"in_channels": 1, "num_classes": 10, "channels": [32, 64, 128]}
+TRAINER_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "label_key": "class"}
+
+
+class Model(ConvNet):
+    """ConvNet built from ``Model:``; ``features(x)`` gives the FID features."""
+
+    def __init__(self, config: dict):
+        options = section(config, "Model", MODEL_DEFAULTS)
+        super().__init__(options["in_channels"], options["num_classes"], tuple(options["channels"]))
+
+
+class Trainer(TemplateIterator):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        options = section(self.config, "Trainer", TRAINER_DEFAULTS)
+        self.label_key = options["label_key"]
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options["lr"],
+                                          weight_decay=options["weight_decay"])
+
+    def step_op(self, model, image, **batch):
+        label = batch[self.label_key]
+
+        def train_op():
+            loss = F.cross_entropy(model(image), label)
+            self.optimize(loss, self.optimizer)
+            return loss
+
+        def log_op():
+            with torch.no_grad():
+                logits = model(image)
+            return {"scalars": {"loss": F.cross_entropy(logits, label),
+                                "accuracy": (logits.argmax(1) == label).float().mean()},
+                    "images": {"inputs": image[:16]}}
+
+        def eval_op():
+            return {"pred": model(image).argmax(1), "label": label}
+
+        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
+
+    def get_callbacks(self):
+        return {**super().get_callbacks(), "accuracy": accuracy}
+
+
+def accuracy(root, data_in, data_out, config) -> dict:
+    return {"accuracy": float(np.mean(data_out.labels["pred"] == data_out.labels["label"]))}
+
+
+def load_extractor(run: str, device: str = "cpu") -> torch.nn.Module:
+    """A trained fidnet (or any classifier run with ``features``) as a frozen feature extractor."""
+    from edflow.first_stage import load_stage
+
+    model = load_stage({"run": run}, device)
+    if not callable(getattr(model, "features", None)):
+        raise TypeError(f"the model of run {run!r} has no features(x) method, so it cannot serve FID")
+    return model
