@@ -36,7 +36,8 @@ def show_example(dataset, index: int) -> None:
     if view.images:
         for column, (key, image) in zip(st.columns(len(view.images)), view.images.items()):
             caption = f"{key}  {image.dtype} {tuple(image.shape)}  [{image.min():.3g}, {image.max():.3g}]"
-            column.image(to_display_image(image), caption=caption)
+            # PNG, not streamlit's default JPEG for colour images: the pixels shown are the pixels stored
+            column.image(to_display_image(image), caption=caption, output_format="PNG")
     else:
         st.info("this example holds no image-like array ((C, H, W) or (H, W, C) with C in 1, 3)")
     st.markdown("**Labels and keys**")

@@ -169,3 +169,21 @@ def test_sigterm_saves_the_current_step_and_resume_finishes(tmp_path):
     assert status["status"] == "stopped"
     saved = ckpt.checkpoint_step(ckpt.latest_checkpoint(os.path.join(root, "train", "checkpoints")))
     assert saved == status["step"] > 0
+
+
+def test_torchrun_trains_on_two_processes_and_rank_zero_writes(tmp_path):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.isfile(torchrun):
+        pytest.skip("torchrun is not installed beside this python")
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.path.dirname(HERE)}", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "edflow", "-b", TOY, "-t",
+                           "--log-root", "logs", "num_epochs=2"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = glob.glob(str(tmp_path / "logs" / "*_toy"))
+    assert len(runs) == 1  # one folder, chosen by rank 0
+    root = runs[0]
+    # 64 examples on 2 ranks with batch 8: 4 steps per epoch
+    assert ckpt.checkpoint_step(ckpt.latest_checkpoint(os.path.join(root, "train", "checkpoints"))) == 8
+    evaluated = [r for r in metrics(root) if "validation/n" in r]
+    assert [r["validation/n"] for r in evaluated] == [32, 32]  # outputs of both ranks gathered

@@ -60,10 +60,11 @@ class Trainer(TemplateIterator):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options["lr"])
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=5, gamma=0.5)
         self.losses = []
+        self.trained_model = self.wrap_ddp(self.model)  # the model itself unless run under torchrun
 
     def step_op(self, model, x, y, **batch):
         def train_op():
-            loss = F.mse_loss(model(x), y)
+            loss = F.mse_loss(self.trained_model(x), y)
             if self.explode_at is not None and self.get_global_step() >= self.explode_at:
                 loss = loss * float("nan")
             self.optimize(loss, self.optimizer)

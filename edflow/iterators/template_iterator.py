@@ -109,6 +109,7 @@ class TemplateIterator:
         frozen = set(map(id, self.first_stages.values())) if self.first_stages else {id(self.first_stage)}
         return {name: value for name, value in vars(self).items()
                 if name not in self.not_saved and not name.startswith("_") and id(value) not in frozen
+                and not isinstance(value, torch.nn.parallel.DistributedDataParallel)  # its module is saved
                 and callable(getattr(value, "state_dict", None)) and callable(getattr(value, "load_state_dict", None))}
 
     def save(self, path: str) -> None:

@@ -1,0 +1,4 @@
+from edflow.data.dataset import (ArrayDataset, ConcatenatedDataset, DatasetMixin, ExampleDataset, ProcessedDataset,
+                                 SubDataset)
+
+__all__ = ["ArrayDataset", "DatasetMixin", "SubDataset", "ConcatenatedDataset", "ProcessedDataset", "ExampleDataset"]

@@ -1,0 +1,148 @@
+"""Datasets in edflow's style: ``get_example(i) -> dict``, ``__len__`` and a ``labels`` dict of arrays.
+
+Examples are dicts of numpy arrays or numbers so that torch's default collate turns a batch into a dict of tensors.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch.utils.data
+
+
+class DatasetMixin(torch.utils.data.Dataset):
+    """Base class: implement ``get_example(i)`` and ``__len__``; optionally fill ``self.labels``.
+
+    ``labels`` maps a name to an array with one entry per example; label values are also merged into every
+    example (an example's own keys win), as edflow did.
+    """
+
+    def get_example(self, i: int) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} must implement get_example(i)")
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+    @property
+    def labels(self) -> dict:
+        return self.__dict__.get("_labels", {})
+
+    @labels.setter
+    def labels(self, value: dict):
+        self._labels = value
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {type(self).__name__} of length {len(self)}")
+        example = {key: value[i] for key, value in self.labels.items()}
+        example.update(self.get_example(i))
+        example.setdefault("index_", i)
+        return example
+
+
+class SubDataset(DatasetMixin):
+    """The examples of ``data`` at ``indices``, in that order."""
+
+    def __init__(self, data: DatasetMixin, indices: Sequence[int]):
+        self.data = data
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = {k: np.asarray(v)[self.indices] for k, v in data.labels.items()}
+
+    def get_example(self, i):
+        example = self.data[int(self.indices[i])]
+        example["index_"] = i
+        return example
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class ConcatenatedDataset(DatasetMixin):
+    """Datasets one after the other; labels are concatenated where every part has them."""
+
+    def __init__(self, *datasets: DatasetMixin):
+        if not datasets:
+            raise ValueError("ConcatenatedDataset needs at least one dataset")
+        self.datasets = datasets
+        self.offsets = np.cumsum([0] + [len(d) for d in datasets])
+        shared = set.intersection(*(set(d.labels) for d in datasets))
+        self.labels = {k: np.concatenate([np.asarray(d.labels[k]) for d in datasets]) for k in sorted(shared)}
+
+    def get_example(self, i):
+        part = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        example = self.datasets[part][i - int(self.offsets[part])]
+        example["index_"] = i
+        return example
+
+    def __len__(self):
+        return int(self.offsets[-1])
+
+
+class ProcessedDataset(DatasetMixin):
+    """``data`` with ``process(**example) -> dict`` applied; the result updates the example."""
+
+    def __init__(self, data: DatasetMixin, process: Callable[..., dict], update: bool = True):
+        self.data = data
+        self.process = process
+        self.update = update
+        self.labels = data.labels
+
+    def get_example(self, i):
+        example = self.data[i]
+        processed = self.process(**example)
+        if self.update:
+            example.update(processed)
+            return example
+        return processed
+
+    def __len__(self):
+        return len(self.data)
+
+
+class ArrayDataset(DatasetMixin):
+    """Examples are the rows of equally long arrays held in memory (numpy or torch).
+
+    ``get_batch(indices)`` gathers a whole batch with one indexing operation per array; the runner's data loader
+    uses it instead of collating examples one by one, which matters for MNIST-sized data and small models.
+    Subclasses that add per-batch processing (noise, colouring) override ``process_batch``.
+    """
+
+    def __init__(self, arrays: dict):
+        lengths = {k: len(v) for k, v in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"all arrays need the same length, got {lengths}")
+        self.arrays = {k: v if torch.is_tensor(v) else torch.as_tensor(np.asarray(v)) for k, v in arrays.items()}
+        self._length = next(iter(lengths.values()), 0)
+
+    @property
+    def labels(self) -> dict:
+        return {k: v.numpy() for k, v in self.arrays.items()}
+
+    def get_example(self, i):
+        return {k: v[0] for k, v in self.process_batch({k: v[i:i + 1] for k, v in self.arrays.items()}).items()}
+
+    def __getitem__(self, i):
+        if isinstance(i, (list, tuple, np.ndarray, torch.Tensor)):
+            return self.get_batch(i)
+        example = super().__getitem__(i)
+        return {k: (v.numpy() if torch.is_tensor(v) else v) for k, v in example.items()}
+
+    def get_batch(self, indices) -> dict:
+        index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        batch = self.process_batch({k: v[index] for k, v in self.arrays.items()})
+        batch.setdefault("index_", index)
+        return batch
+
+    def process_batch(self, batch: dict) -> dict:
+        return batch
+
+    def __len__(self):
+        return self._length
+
+
+class ExampleDataset(ArrayDataset):
+    """Per-example outputs of an evaluation (``data_out`` of a callback): arrays in ``labels``, one row each."""
