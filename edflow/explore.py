@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
                    help="keyword arguments for the --dataset class, as a YAML mapping: \"{split: test, size: 32}\"")
     p.add_argument("--index", type=int, default=0, help="the example shown first")
     p.add_argument("--host", default="127.0.0.1", help="address to bind to (default: loopback only)")
-    p.add_argument("--port", type=int, default=None, help="port to serve on (default: streamlit's, 8501 or the next free)")
+    p.add_argument("--port", type=int, default=None,
+                   help="port to serve on (default: streamlit's, 8501 or the next free one)")
     return p
 
 
@@ -83,6 +84,9 @@ def dataset_specs(args: argparse.Namespace, config: Mapping) -> dict[str, Any]:
     """Name -> dataset spec (as ``datasets:`` holds them) of what is to be browsed, checked before anything loads."""
     configured = {name: spec for name, spec in (config.get("datasets") or {}).items() if spec}
     if args.dataset and args.dataset in configured:
+        if args.params:
+            raise ConfigError(f"--params goes with a class path; to change the config's dataset {args.dataset!r}, "
+                              f"override its keys, e.g. datasets.{args.dataset}.params.split=test")
         return {args.dataset: configured[args.dataset]}
     if args.dataset:
         if "." not in args.dataset:
@@ -107,7 +111,8 @@ def load_datasets(argv: list[str]) -> dict:
 # --- examples ----------------------------------------------------------------------------------------------------
 def to_numpy(value) -> Any:
     if hasattr(value, "detach"):  # a torch tensor, without importing torch here
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        return (value.float() if value.is_floating_point() else value).numpy()  # numpy has no bfloat16
     return value
 
 

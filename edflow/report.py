@@ -105,17 +105,15 @@ def differing_keys(configs: list[dict], ignored: Sequence[str]) -> list[str]:
 
 def collect(runs: list[str], at: str, patterns: list[str] | None, ignored: Sequence[str]) -> list[RunResult]:
     """Each run's evaluation scalars at its final or best step; runs without them are reported and left out."""
-    labels = group_labels(runs, ignored)
-    results = []
+    found = {}
     for run in runs:
-        found = best_results(run) if at == "best" else results_at(run)
-        if found is None:
+        found[run] = best_results(run) if at == "best" else results_at(run)
+        if found[run] is None:
             what = "train/best.yaml (set model_selection in its config)" if at == "best" else "evaluation results"
             print(f"edflow report: {run} has no {what}; left out of the table", file=sys.stderr)
-            continue
-        step, values = found
-        results.append(RunResult(run, labels[run], step, selected(values, patterns)))
-    return results
+            del found[run]
+    labels = group_labels(list(found), ignored)
+    return [RunResult(run, labels[run], step, selected(values, patterns)) for run, (step, values) in found.items()]
 
 
 @dataclass

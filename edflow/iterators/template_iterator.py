@@ -26,6 +26,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import time
 from typing import Callable, Mapping
 
@@ -325,7 +326,7 @@ class TemplateIterator:
     def _write_status(self, status: str, **extra) -> None:
         if dist.is_main_process():
             dump_yaml({"status": status, "step": self.global_step, "epoch": self.epoch, "pid": os.getpid(),
-                       "time": time.time(), **extra}, os.path.join(self.root, "status.yaml"))
+                       "host": socket.gethostname(), "time": time.time(), **extra}, os.path.join(self.root, "status.yaml"))
 
     @contextlib.contextmanager
     def _deferred_interrupts(self):
