@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -85,7 +86,9 @@ def read_status(run: str) -> dict:
     status = read_yaml(os.path.join(run, "status.yaml"))
     if not status:
         return {"status": "unknown"}
-    if status.get("status") == "running" and status.get("pid") is not None and not pid_alive(status["pid"]):
+    on_this_host = status.get("host") in (None, socket.gethostname())  # other hosts' pids mean nothing here
+    if (status.get("status") == "running" and status.get("pid") is not None and on_this_host
+            and not pid_alive(status["pid"])):
         status = {**status, "status": "dead"}
     return status
 
