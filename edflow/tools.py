@@ -20,7 +20,7 @@ from edflow.util import get_obj_from_str
 EDEVAL_EPILOG = """examples:
   edeval -p logs/<run>                                   the newest checkpoint, the run's own callbacks
   edeval -p logs/<run> -c best                           the checkpoint model selection kept (or -c 1200, -c <path>)
-  edeval -p logs/<run> --callback fid=fairkit.metrics.callbacks.fid --split test
+  edeval -p logs/<run> --callback fid=fairkit.metrics.callbacks.fid_callback --split test
 """
 
 
