@@ -72,3 +72,27 @@ def test_callbacks_explain_what_is_missing(tmp_path):
         callbacks.accuracy_callback(tmp_path, None, outputs(), {"fairness": {"keys": {"target": "digit"}}})
     with pytest.raises(ValueError, match="no fairness metric fits"):
         callbacks.fairness_callback(tmp_path, None, ExampleDataset({"other": np.zeros(3)}), {})
+
+
+def test_fid_callback_loads_the_classifier_of_a_fidnet_run(tmp_path, monkeypatch):
+    """fid: {extractor: classifier, run: <name>} builds the extractor from a trained run of fairkit.fidnet."""
+    import torch
+
+    from edflow.data.dataset import ArrayDataset, ExampleDataset
+    from edflow.main import run
+    from fairkit.metrics.callbacks import fid_callback
+
+    config = tmp_path / "fidnet.yaml"
+    config.write_text(
+        "experiment_name: tiny_fidnet\nmodel: fairkit.fidnet.Model\niterator: fairkit.fidnet.Trainer\n"
+        "datasets: {train: {target: fairkit.data.MNIST, params: {split: test, size: 32, subset: 64}}}\n"
+        "batch_size: 16\nnum_steps: 2\nModel: {channels: [4, 8]}\n")
+    run(["-b", str(config), "-t", "--log-root", str(tmp_path / "logs")])
+    monkeypatch.setenv("EDFLOW_LOG_ROOT", str(tmp_path / "logs"))
+    generator = torch.Generator().manual_seed(0)
+    real = torch.rand(40, 1, 32, 32, generator=generator) * 2 - 1
+    data_in = ArrayDataset({"image": real})
+    settings = {"fid": {"extractor": "classifier", "run": "tiny_fidnet", "cache_dir": str(tmp_path / "cache")}}
+    same = fid_callback(str(tmp_path), data_in, ExampleDataset({"samples": real.numpy()}), settings)
+    other = fid_callback(str(tmp_path), data_in, ExampleDataset({"samples": (real * 0 - 1).numpy()}), settings)
+    assert abs(same["fid_samples"]) < 1e-6 < other["fid_samples"]

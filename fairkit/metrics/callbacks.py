@@ -37,6 +37,7 @@ from typing import Callable
 import numpy as np
 import yaml
 
+from edflow.first_stage import load_stage
 from edflow.util import retrieve
 from fairkit.metrics import fairness
 from fairkit.metrics.extractors import FeatureExtractor, as_extractor, build_extractor
@@ -212,8 +213,14 @@ def _resolve_extractor(settings: dict, given, built: dict) -> FeatureExtractor:
         return given
     name = settings.get("extractor", "classifier")
     if name == "classifier":
-        raise ValueError("fid/extractor is 'classifier' but no classifier was given: build the callback with "
-                         "make_fid_callback(extractor=<module with features(x)>), or set fid/extractor: inception")
+        if not settings.get("run"):
+            raise ValueError("fid/extractor is 'classifier' but no classifier was given: set fid/run to a trained "
+                             "classifier run (e.g. fid: {extractor: classifier, run: mnist_fidnet}, trained with "
+                             "edflow -b configs/mnist_fidnet.yaml -t), or set fid/extractor: inception")
+        key = ("classifier", str(settings["run"]))
+        if key not in built:
+            built[key] = as_extractor(load_stage({"run": settings["run"]}, settings.get("device", "cpu")))
+        return built[key]
     options = {"weights_path": settings.get("inception_weights")} if name == "inception" else {}
     options.update(settings.get("extractor_kwargs") or {})
     cache_key = (name, repr(sorted(options.items())), settings.get("device", "cpu"))
