@@ -161,6 +161,11 @@ class TemplateIterator:
     def to_device(self, batch: Mapping) -> dict:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
+    def num_training_steps(self) -> int:
+        """How many steps this run will train in all (for learning-rate schedules built in ``__init__``)."""
+        sampler = self.make_loader(self.datasets["train"], train=True)
+        return self.total_steps(len(sampler.batch_sampler if sampler.batch_sampler is not None else sampler.sampler))
+
     def total_steps(self, steps_per_epoch: int) -> int:
         if self.config.get("num_steps"):
             return int(self.config["num_steps"])
