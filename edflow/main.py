@@ -56,12 +56,11 @@ def build_config(args, overrides: list[str]) -> tuple[dict, str | None]:
     elif not args.base:
         raise ConfigError("give a config with -b configs/<dataset>_<method>.yaml, or a run folder with -p logs/<run>")
     config = deep_merge(base, load_configs(args.base))
+    if args.debug:  # the config's own debug section, deep-merged; command-line overrides still win
+        config = deep_merge(deep_merge(config, DEBUG_SETTINGS), config.get("debug") or {})
     config = apply_overrides(config, parse_overrides(overrides))
     check_runner_keys(config)
     config = with_defaults(config)
-    if args.debug:
-        config.update({k: v for k, v in DEBUG_SETTINGS.items()})
-        config.update(config.get("debug") or {})
     for key in ("model", "iterator"):
         if not config.get(key):
             raise ConfigError(f"the config needs a {key!r} key (a dotted class path such as iin.models.ae.Model)")

@@ -1,0 +1,1 @@
+"""IIN's losses: ``ae.LossPND`` (stage 1), ``iin.Loss`` and ``iin.FactorLoss`` (stage 2)."""

@@ -1,0 +1,142 @@
+"""Stage-1 loss ``LossPND``: a Gaussian-like likelihood with a learnable scalar log-variance, the KL to N(0, I), and
+a PatchGAN discriminator whose generator term is weighted adaptively (``Loss`` section of the config).
+
+- rec = |x - x^| (+ perceptual_weight * LPIPS(x, x^), needs local weights: ``lpips_weights: {vgg, lin}``)
+- nll = sum(rec * exp(-l) + l) / B, l a learnable scalar (init ``logvar_init``)
+- kl = sum KL(q(z|x) || N(0, I)) / B
+- from ``disc_start`` on: g = -mean D(x^), weighted by discriminator_weight * lambda with
+  lambda = ||grad_W nll|| / (||grad_W g|| + 1e-4) on the decoder's last weight W, clamped to [0, 1e4], detached
+  (``calibrate: false`` uses lambda = 1);
+- discriminator: L_D = 0.5 [mean softplus(-D(x)) + mean softplus(D(x^))].
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from edflow.config import ConfigError, section
+from fairkit.nets import PatchDiscriminator
+
+LOSS_DEFAULTS = {
+    "calibrate": True,
+    "disc_in_channels": 3,
+    "disc_start": 25001,
+    "logvar_init": 0.0,
+    "kl_weight": 1.0,
+    "perceptual_weight": 1.0,
+    "lpips_weights": None,  # {vgg: <vgg16-397923af.pth>, lin: <lpips weights/v0.1/vgg.pth>}
+    "discriminator_weight": 1.0,
+    "d_lr_factor": 1.0,
+    "spectral_norm": False,
+    "disc_ndf": 64,
+    "disc_layers": 3,
+    "disc_norm": "bn",
+}
+MAX_ADAPTIVE_WEIGHT = 1e4
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """No parameter gradients for ``module`` inside the block (gradients still flow through it)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def build_lpips(options: dict):
+    """LPIPS when the perceptual term is on (imported only then: torchvision is slow to import)."""
+    if float(options["perceptual_weight"]) == 0:
+        return None
+    from iin.losses.lpips import LPIPS
+
+    weights = options["lpips_weights"] or {}
+    if not isinstance(weights, dict) or not weights.get("vgg") or not weights.get("lin"):
+        raise ConfigError(f"Loss/perceptual_weight is {options['perceptual_weight']} but Loss/lpips_weights does not "
+                          f"name both LPIPS weight files ({weights!r}). Set Loss/lpips_weights: {{vgg: <torchvision's "
+                          f"vgg16-397923af.pth>, lin: <lpips weights/v0.1/vgg.pth>}}, or Loss/perceptual_weight: 0 "
+                          f"to train without the perceptual term")
+    return LPIPS(weights["vgg"], weights["lin"])
+
+
+def discriminator_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean())
+
+
+def adaptive_weight(nll: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor) -> torch.Tensor:
+    """||grad nll|| / (||grad g|| + 1e-4) on ``last_layer``, clamped to [0, 1e4] and detached."""
+    nll_grad = torch.autograd.grad(nll, last_layer, retain_graph=True)[0]
+    g_grad = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+    weight = nll_grad.norm() / (g_grad.norm() + 1e-4)
+    return weight.clamp(0.0, MAX_ADAPTIVE_WEIGHT).detach()
+
+
+class LossPND(nn.Module):
+    """Holds the learnable log-variance, the discriminator and (optionally) LPIPS.
+
+    ``generator_loss(...)`` gives the autoencoder's loss, ``discriminator_loss(...)`` the discriminator's; the
+    trainer optimises them separately (the discriminator after the autoencoder's backward pass).
+    """
+
+    def __init__(self, config: dict):
+        super().__init__()
+        options = section(config, "Loss", LOSS_DEFAULTS)
+        self.options = options
+        self.disc_start = int(options["disc_start"])
+        self.kl_weight = float(options["kl_weight"])
+        self.perceptual_weight = float(options["perceptual_weight"])
+        self.discriminator_weight = float(options["discriminator_weight"])
+        self.calibrate = bool(options["calibrate"])
+        self.d_lr_factor = float(options["d_lr_factor"])
+        self.logvar = nn.Parameter(torch.tensor(float(options["logvar_init"])))
+        self.discriminator = PatchDiscriminator(int(options["disc_in_channels"]), ndf=int(options["disc_ndf"]),
+                                                n_layers=int(options["disc_layers"]), norm=options["disc_norm"],
+                                                use_spectral_norm=bool(options["spectral_norm"]))
+        lpips = build_lpips(options)
+        self.lpips = [lpips] if lpips is not None else []  # a list keeps its frozen weights out of checkpoints
+
+    def discriminator_active(self, global_step: int) -> bool:
+        return global_step >= self.disc_start
+
+    def reconstruction(self, x: torch.Tensor, xrec: torch.Tensor) -> torch.Tensor:
+        """Per-pixel reconstruction error (B, C, H, W)."""
+        rec = (x - xrec).abs()
+        if self.lpips:
+            self.lpips[0].to(x.device)
+            rec = rec + self.perceptual_weight * self.lpips[0](x, xrec)
+        return rec
+
+    def nll(self, rec: torch.Tensor) -> torch.Tensor:
+        return (rec * torch.exp(-self.logvar) + self.logvar).sum() / rec.shape[0]
+
+    def generator_loss(self, x: torch.Tensor, xrec: torch.Tensor, posterior, last_layer: torch.Tensor,
+                       global_step: int) -> tuple[torch.Tensor, dict]:
+        rec = self.reconstruction(x, xrec)
+        nll = self.nll(rec)
+        kl = posterior.kl().sum() / x.shape[0]
+        loss = nll + self.kl_weight * kl
+        logs = {"nll": nll.detach(), "kl": kl.detach(), "rec_loss": rec.detach().mean(),
+                "logvar": self.logvar.detach()}
+        if self.discriminator_active(global_step):
+            with frozen(self.discriminator):
+                logits_fake = self.discriminator(xrec)
+            g_loss = -logits_fake.mean()
+            calibrated = self.calibrate and torch.is_grad_enabled()
+            weight = adaptive_weight(nll, g_loss, last_layer) if calibrated else torch.ones((), device=x.device)
+            loss = loss + self.discriminator_weight * weight * g_loss
+            logs.update(g_loss=g_loss.detach(), d_weight=weight)
+        logs["loss"] = loss.detach()
+        return loss, logs
+
+    def discriminator_loss(self, x: torch.Tensor, xrec: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        logits_real = self.discriminator(x.detach())
+        logits_fake = self.discriminator(xrec.detach())
+        loss = discriminator_loss(logits_real, logits_fake)
+        return loss, {"d_loss": loss.detach(), "logits_real": logits_real.detach().mean(),
+                      "logits_fake": logits_fake.detach().mean()}
