@@ -1,0 +1,161 @@
+"""Training loops of null-sampling.
+
+- :class:`CFlowTrainer`: the cFlow on the pretrain split; loss = NLL (bits/dim) + weight * mean CE of the
+  discriminator ensemble, which sees [z_-s, 0] through gradient reversal.
+- :class:`CVAETrainer`: the cVAE; loss = reconstruction + kl_weight * KL (per dim) + weight * mean CE, the
+  ensemble seeing z through gradient reversal.
+- :class:`ClassifierTrainer`: the downstream classifier; with a first stage (a cFlow or cVAE run) every dataset is
+  replaced by its null-samples when the stage starts, without one (the baseline) it trains on the raw images.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from edflow import TemplateIterator
+from edflow.config import section
+from nullsample.callbacks import fairness_callback, null_sample_grid
+from nullsample.losses import nll_bits_per_dim, vae_terms
+from nullsample.models.adversary import DiscriminatorEnsemble, grad_reverse
+from nullsample.null_sampling import check_same_data, null_sample_dataset
+
+ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000}
+NUM_LOGGED_IMAGES = 8
+
+
+@contextlib.contextmanager
+def evaluation_mode(module: torch.nn.Module):
+    """``module`` in eval mode inside the block (BatchNorm statistics stay untouched), as it was after it."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+class AdversarialTrainer(TemplateIterator):
+    """What both representation learners share: the discriminator ensemble behind gradient reversal, one RAdam
+    optimiser for the model and the ensemble, random resets, and grids of x / null-sample / reconstruction."""
+
+    trainer_defaults: dict = {"lr": 3e-4}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.options = section(self.config, "Trainer", self.trainer_defaults)
+        self.adversary = section(self.config, "Adversary", ADVERSARY_DEFAULTS)
+        self.discriminators = DiscriminatorEnsemble(self.adversary_features(), int(self.adversary["num_s"]),
+                                                    int(self.adversary["num_discs"]),
+                                                    self.adversary["hidden"]).to(self.device)
+        parameters = list(self.model.parameters()) + list(self.discriminators.parameters())
+        self.optimizer = torch.optim.RAdam(parameters, lr=float(self.options["lr"]))
+        self._last_losses: dict = {}
+
+    def adversary_features(self) -> int:
+        raise NotImplementedError
+
+    def model_losses(self, model, image, s) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """The model's own objective, its terms (for the logs) and the adversary's input."""
+        raise NotImplementedError
+
+    def losses(self, model, image, s) -> dict:
+        self.discriminators.train(model.training)  # the runner switches only the model to eval mode
+        objective, terms, features = self.model_losses(model, image, s)
+        logits = self.discriminators(grad_reverse(features))
+        adversary_ce = self.discriminators.loss(logits, s)
+        accuracy = (logits.argmax(-1) == s).float().mean()
+        return {**terms, "adversary_ce": adversary_ce, "adversary_accuracy": accuracy,
+                "total": objective + float(self.adversary["weight"]) * adversary_ce}
+
+    def step_op(self, model, image, s, **batch):
+        def train_op():
+            losses = self.losses(model, image, s)
+            self.optimize(losses["total"], self.optimizer)
+            self.discriminators.reset_randomly(float(self.adversary["reset_prob"]), self.optimizer)
+            self._last_losses = {k: v.detach() for k, v in losses.items()}
+            return self._last_losses
+
+        def log_op():
+            x = image[:NUM_LOGGED_IMAGES]
+            with torch.no_grad(), evaluation_mode(model):
+                images = {"inputs": x, "null_samples": model.null_sample(x),
+                          "reconstructions": model.reconstruct(x, s[:NUM_LOGGED_IMAGES])}
+            return {"scalars": self._last_losses, "images": images}
+
+        def eval_op():
+            return self.losses(model, image, s)
+
+        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
+
+    def get_callbacks(self):
+        def image_grid(root, data_in, data_out, config):
+            return null_sample_grid(self.model, data_in, root, device=self.device)
+
+        return {**super().get_callbacks(), "null_sample_grid": image_grid}
+
+
+class CFlowTrainer(AdversarialTrainer):
+    def adversary_features(self) -> int:
+        return self.model.num_dims
+
+    def model_losses(self, model, image, s):
+        z, logdet = model(model.flow_input(image, noise=True))
+        nll = nll_bits_per_dim(z, logdet, model.n_bits).mean()
+        return nll, {"nll_bits_per_dim": nll}, model.adversary_input(z)
+
+
+class CVAETrainer(AdversarialTrainer):
+    trainer_defaults = {"lr": 3e-4, "kl_weight": 1.0}
+
+    def adversary_features(self) -> int:
+        return self.model.z_dim
+
+    def model_losses(self, model, image, s):
+        logits, mu, logvar, z = model(image, s)
+        reconstruction, kl = (term.mean() for term in vae_terms(logits, image, mu, logvar))
+        objective = reconstruction + float(self.options["kl_weight"]) * kl
+        return objective, {"reconstruction": reconstruction, "kl": kl}, model.adversary_input(z)
+
+
+class ClassifierTrainer(TemplateIterator):
+    """Cross-entropy training of y; evaluated with accuracy, per-group rates, DP, TPR/TNR differences and HGR."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.options = section(self.config, "Trainer", {"lr": 1e-3, "null_sample_batch_size": 256})
+        if self.first_stage is not None:
+            self.datasets = {name: self.null_sampled(name, data) for name, data in self.datasets.items()}
+        self.optimizer = torch.optim.RAdam(self.model.parameters(), lr=float(self.options["lr"]))
+
+    def null_sampled(self, name: str, dataset):
+        stage = self.first_stage
+        if hasattr(dataset, "options") and hasattr(stage, "stage_config"):
+            check_same_data(section(stage.stage_config, "Data", type(dataset).defaults), dataset.options)
+        return null_sample_dataset(stage, dataset, int(self.options["null_sample_batch_size"]), self.device,
+                                   desc=f"null-sampling {name}", num_workers=int(self.config.get("num_workers", 0)))
+
+    def step_op(self, model, image, y, s, **batch):
+        def train_op():
+            loss = F.cross_entropy(model(image), y)
+            self.optimize(loss, self.optimizer)
+            return loss
+
+        def log_op():
+            with torch.no_grad():
+                logits = model(image)
+            return {"scalars": {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(1) == y).float().mean()},
+                    "images": {"inputs": image[:NUM_LOGGED_IMAGES]}}
+
+        def eval_op():
+            logits = model(image)
+            outputs = {"pred": logits.argmax(1), "label": y, "group": s}
+            if logits.shape[1] == 2:
+                outputs["score"] = logits.softmax(1)[:, 1]
+            return outputs
+
+        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
+
+    def get_callbacks(self):
+        return {**super().get_callbacks(), "fairness": fairness_callback}

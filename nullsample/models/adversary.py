@@ -1,0 +1,72 @@
+"""The adversary: gradient reversal and an ensemble of MLP discriminators predicting s, with random resets."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fairkit.nets import MLP
+
+
+class GradReverse(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the gradient by ``-scale``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.scale * grad, None
+
+
+def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``x`` unchanged, but what lies before it receives the negated (scaled) gradient: the discriminators
+    descend on their loss while the encoder ascends on it, with one backward pass."""
+    return GradReverse.apply(x, scale)
+
+
+class DiscriminatorEnsemble(nn.Module):
+    """``num_discs`` MLPs (Linear, BatchNorm, ReLU per hidden layer) that each predict s from the same input."""
+
+    def __init__(self, in_features: int, num_classes: int, num_discs: int = 3, hidden: Sequence[int] = (512,)):
+        super().__init__()
+        if num_discs < 1:
+            raise ValueError(f"Adversary/num_discs={num_discs} must be at least 1")
+        if num_classes < 2:
+            raise ValueError(f"Adversary/num_s={num_classes}: s needs at least 2 classes")
+        self.num_classes = num_classes
+        self.members = nn.ModuleList(MLP(in_features, num_classes, hidden=tuple(hidden), batch_norm=True)
+                                     for _ in range(num_discs))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits of every member, (num_discs, B, num_classes)."""
+        return torch.stack([member(features) for member in self.members])
+
+    def loss(self, logits: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy averaged over the members."""
+        if s.min() < 0 or s.max() >= self.num_classes:
+            raise ValueError(f"s holds values {int(s.min())}..{int(s.max())}, but the adversary predicts "
+                             f"{self.num_classes} classes; set Adversary/num_s to the number of values of s")
+        return F.cross_entropy(logits.flatten(0, 1), s.repeat(logits.shape[0]))
+
+    def reset_randomly(self, probability: float, optimizer: torch.optim.Optimizer | None = None) -> list[int]:
+        """Re-initialise each member with ``probability`` (drawn from torch's RNG, so resumed runs agree) and drop
+        its optimiser state; returns the indices of the members that were reset."""
+        draws = torch.rand(len(self.members))
+        reset = [i for i, draw in enumerate(draws.tolist()) if draw < probability]
+        for i in reset:
+            reset_member(self.members[i], optimizer)
+        return reset
+
+
+def reset_member(member: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    for module in member.modules():
+        if module is not member and hasattr(module, "reset_parameters"):
+            module.reset_parameters()  # BatchNorm's also resets its running statistics
+    if optimizer is not None:
+        for parameter in member.parameters():
+            optimizer.state.pop(parameter, None)
