@@ -70,7 +70,7 @@ class TemplateIterator:
         self.batch_in_epoch = 0
         self.best: dict | None = None
         self._stop_requested = False
-        self._session = time.strftime("%Y-%m-%dT%H-%M-%S")
+        self._session = self._new_session_name()
 
     # --- what a method implements -------------------------------------------------------------------------
     def step_op(self, model, **batch) -> dict:
@@ -328,6 +328,14 @@ class TemplateIterator:
             dump_yaml(to_plain(self.best), os.path.join(self.root, "train", "best.yaml"))
 
     # --- bookkeeping ---------------------------------------------------------------------------------------
+    def _new_session_name(self) -> str:
+        """eval/<ts>: a new folder for each start, even for two starts within one second."""
+        stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
+        name, n = stamp, 1
+        while os.path.exists(os.path.join(self.root, "eval", name)):
+            name, n = f"{stamp}_{n}", n + 1
+        return name
+
     def _write_status(self, status: str, **extra) -> None:
         if dist.is_main_process():
             dump_yaml({"status": status, "step": self.global_step, "epoch": self.epoch, "pid": os.getpid(),
