@@ -18,10 +18,16 @@ from edflow import TemplateIterator
 from edflow.config import section
 from nullsample.callbacks import fairness_callback, null_sample_grid
 from nullsample.losses import nll_bits_per_dim, vae_terms
-from nullsample.models.adversary import DiscriminatorEnsemble, grad_reverse
+from nullsample.models.adversary import DiscriminatorEnsemble, cross_entropy_to_uniform, grad_reverse
 from nullsample.null_sampling import check_same_data, null_sample_dataset
 
-ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000}
+# encoder_objective: "reverse_ce" (the paper: the encoder ascends the discriminators' cross-entropy through gradient
+# reversal) or "uniform" (a CPU-scale deviation: the discriminators learn on detached features, the encoder pulls
+# their predictions toward uniform, so making them confidently wrong no longer pays).
+# lr_factor: the discriminators' learning rate relative to Trainer/lr (1 in the paper: one optimiser for all).
+ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000,
+                      "encoder_objective": "reverse_ce", "lr_factor": 1.0}
+ENCODER_OBJECTIVES = ("reverse_ce", "uniform")
 NUM_LOGGED_IMAGES = 8
 
 
@@ -46,11 +52,16 @@ class AdversarialTrainer(TemplateIterator):
         super().__init__(*args, **kwargs)
         self.options = section(self.config, "Trainer", self.trainer_defaults)
         self.adversary = section(self.config, "Adversary", ADVERSARY_DEFAULTS)
+        if self.adversary["encoder_objective"] not in ENCODER_OBJECTIVES:
+            raise ValueError(f"Adversary/encoder_objective={self.adversary['encoder_objective']!r} must be one of "
+                             f"{ENCODER_OBJECTIVES}")
         self.discriminators = DiscriminatorEnsemble(self.adversary_features(), int(self.adversary["num_s"]),
                                                     int(self.adversary["num_discs"]),
                                                     self.adversary["hidden"]).to(self.device)
-        parameters = list(self.model.parameters()) + list(self.discriminators.parameters())
-        self.optimizer = torch.optim.RAdam(parameters, lr=float(self.options["lr"]))
+        lr = float(self.options["lr"])
+        groups = [{"params": list(self.model.parameters())},
+                  {"params": list(self.discriminators.parameters()), "lr": lr * float(self.adversary["lr_factor"])}]
+        self.optimizer = torch.optim.RAdam(groups, lr=lr)
         self._last_losses: dict = {}
 
     def adversary_features(self) -> int:
@@ -63,11 +74,19 @@ class AdversarialTrainer(TemplateIterator):
     def losses(self, model, image, s) -> dict:
         self.discriminators.train(model.training)  # the runner switches only the model to eval mode
         objective, terms, features = self.model_losses(model, image, s)
-        logits = self.discriminators(grad_reverse(features))
-        adversary_ce = self.discriminators.loss(logits, s)
+        weight = float(self.adversary["weight"])
+        if self.adversary["encoder_objective"] == "uniform":
+            logits = self.discriminators(features.detach())
+            adversary_ce = self.discriminators.loss(logits, s)
+            encoder_term = cross_entropy_to_uniform(self.discriminators.frozen(features))
+            terms = {**terms, "encoder_uniform_ce": encoder_term}
+            total = objective + weight * (adversary_ce + encoder_term)
+        else:
+            logits = self.discriminators(grad_reverse(features))
+            adversary_ce = self.discriminators.loss(logits, s)
+            total = objective + weight * adversary_ce
         accuracy = (logits.argmax(-1) == s).float().mean()
-        return {**terms, "adversary_ce": adversary_ce, "adversary_accuracy": accuracy,
-                "total": objective + float(self.adversary["weight"]) * adversary_ce}
+        return {**terms, "adversary_ce": adversary_ce, "adversary_accuracy": accuracy, "total": total}
 
     def step_op(self, model, image, s, **batch):
         def train_op():
@@ -107,7 +126,9 @@ class CFlowTrainer(AdversarialTrainer):
 
 
 class CVAETrainer(AdversarialTrainer):
-    trainer_defaults = {"lr": 3e-4, "kl_weight": 1.0}
+    """``adversary_input``: "z" (a posterior sample) or "mu", the posterior mean that null-sampling decodes."""
+
+    trainer_defaults = {"lr": 3e-4, "kl_weight": 1.0, "adversary_input": "z"}
 
     def adversary_features(self) -> int:
         return self.model.z_dim
@@ -116,7 +137,10 @@ class CVAETrainer(AdversarialTrainer):
         logits, mu, logvar, z = model(image, s)
         reconstruction, kl = (term.mean() for term in vae_terms(logits, image, mu, logvar))
         objective = reconstruction + float(self.options["kl_weight"]) * kl
-        return objective, {"reconstruction": reconstruction, "kl": kl}, model.adversary_input(z)
+        features = {"z": z, "mu": mu}.get(self.options["adversary_input"])
+        if features is None:
+            raise ValueError(f"Trainer/adversary_input={self.options['adversary_input']!r} must be 'z' or 'mu'")
+        return objective, {"reconstruction": reconstruction, "kl": kl}, model.adversary_input(features)
 
 
 class ClassifierTrainer(TemplateIterator):

@@ -13,8 +13,9 @@ Attributes (label ``"attributes"``, int64 (N, 2), columns in :data:`ATTRIBUTES` 
 - ``colour``: 0 = the digit is drawn green, 1 = red. The builders assign it, so any proportion is possible.
 - ``digit_group``: 0 = digits 0-4, 1 = digits 5-9. Given by the digit (MNIST has about 49% of 5-9).
 
-Examples: ``{"image": float32 (3, size, size) in [-1, 1], "attributes": (2,) int64, "class": digit int64, ...}``
-(plus ``"group"`` and ``"reference"`` for the biased/reference builders). Images are kept as grey uint8 digits and
+Examples: ``{"image": float32 (3, size, size) in [-1, 1], "attributes": (2,) int64, "class": digit int64,
+"mnist_index": int64, ...}`` (``mnist_index``: the digit's index in MNIST's split; plus ``"group"`` and
+``"reference"`` for the biased/reference builders). Images are kept as grey uint8 digits and
 coloured one batch at a time, so 60k examples take 47 MB.
 
 Pools: ``train`` is MNIST's training split minus a fixed held-out part of :data:`VALIDATION_SIZE` digits, which is
@@ -66,17 +67,19 @@ def _mnist_split(split: str, root: str | None) -> tuple[np.ndarray, np.ndarray]:
     return load_mnist(split, root)
 
 
-def load_pool(pool: str, root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Grey digits uint8 (N, 28, 28) and their digit labels int64 (N,) of one pool (see the module's docstring)."""
+def load_pool(pool: str, root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grey digits uint8 (N, 28, 28), their digit labels int64 (N,) and their indices in MNIST's split (N,) of
+    one pool (see the module's docstring)."""
     if pool not in POOLS:
         raise ValueError(f"pool/split {pool!r} is not one of {POOLS}")
     root = None if root is None else str(root)
     if pool == "test":
-        return _mnist_split("test", root)
+        images, digits = _mnist_split("test", root)
+        return images, digits, np.arange(len(digits))
     images, digits = _mnist_split("train", root)
     order = np.random.default_rng(POOL_SEED).permutation(len(digits))
     chosen = np.sort(order[:VALIDATION_SIZE] if pool == "validation" else order[VALIDATION_SIZE:])
-    return images[chosen], digits[chosen]
+    return images[chosen], digits[chosen], chosen
 
 
 def split_counts(size: int, proportions: Sequence[float]) -> np.ndarray:
@@ -151,19 +154,30 @@ class AttributeMNIST(ArrayDataset):
         return {**batch, "image": colourise(batch["image"], colours, self.size)}
 
 
-def _gather(images, digits, drawn, extra: Mapping[str, Sequence[int]] | None = None) -> dict:
-    """AttributeMNIST's arguments for the drawn cells, in cell order; ``extra[name][k]`` labels cell k's digits."""
+def _gather(pool_arrays: tuple, drawn, extra: Mapping[str, Sequence[int]] | None = None) -> dict:
+    """AttributeMNIST's arguments for the drawn cells, in cell order; ``extra[name][k]`` labels cell k's digits.
+    Every digit also gets ``mnist_index``, its index in MNIST's split (the pool's source)."""
+    images, digits, mnist_index = pool_arrays
     indices = np.concatenate([d[0] for d in drawn])
     colours = np.concatenate([d[1] for d in drawn])
     extra_labels = {name: np.concatenate([np.full(len(d[0]), v, dtype=np.int64) for d, v in zip(drawn, values)])
                     for name, values in (extra or {}).items()}
+    extra_labels["mnist_index"] = mnist_index[indices].astype(np.int64)
     return {"images": images[indices], "digits": digits[indices], "colours": colours, "extra_labels": extra_labels}
+
+
+def setting_name(setting: str | int) -> str:
+    """A bias setting's name; YAML 1.1 reads an unquoted 90_10 as the integer 9010, which is taken back."""
+    by_digits = {name.replace("_", ""): name for name in BIAS_SETTINGS}
+    name = by_digits.get(str(setting), str(setting)) if isinstance(setting, int) else setting
+    if name not in BIAS_SETTINGS:
+        raise ValueError(f"bias setting {setting!r} is not one of {tuple(BIAS_SETTINGS)}")
+    return name
 
 
 def bias_attributes_for(setting: str, bias_attributes: str | Sequence[str] | None = None) -> tuple[str, ...]:
     """The attributes a bias setting is over: one for 90_10 / 80_20, two for multi."""
-    if setting not in BIAS_SETTINGS:
-        raise ValueError(f"bias setting {setting!r} is not one of {tuple(BIAS_SETTINGS)}")
+    setting = setting_name(setting)
     if bias_attributes is None:
         return DEFAULT_BIAS_ATTRIBUTES[setting]
     names = (bias_attributes,) if isinstance(bias_attributes, str) else tuple(bias_attributes)
@@ -191,6 +205,7 @@ def group_index(attributes: np.ndarray, names: Sequence[str]) -> np.ndarray:
 
 def _biased_and_reference_arrays(setting: str, perc: float, size: int, balanced_size: int | None,
                                  bias_attributes, pool: str, seed: Seed, root) -> tuple[dict, dict]:
+    setting = setting_name(setting)
     names = bias_attributes_for(setting, bias_attributes)
     if not 0.0 < perc <= 1.0:
         raise ValueError(f"perc is the reference set's fraction of the balanced size, in (0, 1]; got {perc} "
@@ -201,12 +216,12 @@ def _biased_and_reference_arrays(setting: str, perc: float, size: int, balanced_
     if per_group < 1 or size < len(cells):
         raise ValueError(f"size={size}, balanced_size={balanced_size}, perc={perc} leave a group empty; "
                          f"increase the sizes")
-    images, digits = load_pool(pool, root)
+    pool_arrays = load_pool(pool, root)
     counts = [per_group] * len(cells) + list(split_counts(int(size), BIAS_SETTINGS[setting]))
-    drawn = draw_cells(digits, cells + cells, counts, np.random.default_rng(seed))
+    drawn = draw_cells(pool_arrays[1], cells + cells, counts, np.random.default_rng(seed))
     groups = list(range(len(cells)))
-    reference = _gather(images, digits, drawn[:len(cells)], {"group": groups, "reference": [1] * len(cells)})
-    biased = _gather(images, digits, drawn[len(cells):], {"group": groups, "reference": [0] * len(cells)})
+    reference = _gather(pool_arrays, drawn[:len(cells)], {"group": groups, "reference": [1] * len(cells)})
+    biased = _gather(pool_arrays, drawn[len(cells):], {"group": groups, "reference": [0] * len(cells)})
     return biased, reference
 
 
@@ -254,10 +269,11 @@ def largest_size(digits: np.ndarray, cells: Sequence[Mapping[str, int]], proport
 def _correlated_arrays(pool: str, size: int | None, target: str, protected: str, correlation: float, seed: Seed,
                        root) -> dict:
     cells, proportions = correlated_cells(target, protected, correlation)
-    images, digits = load_pool(pool, root)
+    pool_arrays = load_pool(pool, root)
+    digits = pool_arrays[1]
     size = largest_size(digits, cells, proportions) if size is None else int(size)
     drawn = draw_cells(digits, cells, split_counts(size, proportions), np.random.default_rng(seed))
-    return _gather(images, digits, drawn)
+    return _gather(pool_arrays, drawn)
 
 
 def make_correlated(pool: str = "train", size: int | None = None, target: str = "digit_group",
@@ -281,9 +297,9 @@ def make_cells(cells: Sequence[Mapping[str, int]], counts: Sequence[int], pool: 
                image_size: int = PAD_SIZE, root: str | os.PathLike | None = None) -> AttributeMNIST:
     """``counts[k]`` digits of each cell (a partial assignment such as ``{"colour": 1}``, see :func:`draw_cells`),
     in cell order, with the label ``group`` = the cell's index."""
-    images, digits = load_pool(pool, root)
-    drawn = draw_cells(digits, cells, counts, np.random.default_rng(seed))
-    return AttributeMNIST(**_gather(images, digits, drawn, {"group": list(range(len(cells)))}), size=image_size)
+    pool_arrays = load_pool(pool, root)
+    drawn = draw_cells(pool_arrays[1], cells, counts, np.random.default_rng(seed))
+    return AttributeMNIST(**_gather(pool_arrays, drawn, {"group": list(range(len(cells)))}), size=image_size)
 
 
 def root_from(root, config: Mapping | None):

