@@ -4,13 +4,13 @@ sized batches, and the share of the machine's measured fp32 matmul FLOP/s that t
     python benchmarks/end_speed.py                      # widths 0.25 0.5 1.0, batch 256, all threads
     python benchmarks/end_speed.py --widths 0.25 --threads 1
 
-FLOPs of a step are counted by torch's FlopCounterMode (convolutions and matmuls, forward and backward). Both
-rates are measured in this run, back to back, so the ratio holds even on a busy machine.
+FLOPs of a step are counted by torch's FlopCounterMode (convolutions and matmuls, forward and backward). Steps
+and 2048^3 matmuls are timed alternately and the fastest of each is kept, so that the ratio holds on a busy
+machine too.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 
@@ -21,15 +21,10 @@ from end.iterators import Trainer
 from end.models import Model
 
 
-def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * size ** 3 / min(times)
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def make_trainer(width: float, root: str) -> Trainer:
@@ -52,22 +47,24 @@ def step_flops(trainer: Trainer, batch: dict) -> int:
     return counter.get_total_flops()
 
 
-def seconds_per_step(trainer: Trainer, batch: dict, repeats: int) -> float:
+def best_times(trainer: Trainer, batch: dict, repeats: int, matmul_size: int = 2048) -> tuple[float, float]:
+    """Fastest training step and fastest matmul, measured alternately so that both see the same machine load."""
+    a, b = torch.randn(matmul_size, matmul_size), torch.randn(matmul_size, matmul_size)
     train_op = lambda: trainer.step_op(trainer.model, **batch)["train_op"]()  # noqa: E731
-    train_op()  # warm-up
-    times = []
+    matmul = lambda: a @ b  # noqa: E731
+    train_op(), matmul()  # warm-up
+    steps, matmuls = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        train_op()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        steps.append(timed(train_op))
+        matmuls.append(timed(matmul))
+    return min(steps), min(matmuls)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -81,8 +78,8 @@ def main(argv=None) -> None:
         for width in args.widths:
             trainer = make_trainer(width, root)
             flops = step_flops(trainer, batch)
-            seconds = seconds_per_step(trainer, batch, args.repeats)
-            peak = matmul_flops_per_second()
+            seconds, matmul_seconds = best_times(trainer, batch, args.repeats)
+            peak = 2 * 2048 ** 3 / matmul_seconds
             achieved = flops / seconds
             print(f"{width:>6g} {seconds:>8.3f} {args.batch_size / seconds:>9.1f} {flops / 1e9:>11.2f} "
                   f"{achieved / 1e9:>8.1f} {peak / 1e9:>15.1f} {achieved / peak:>6.1%}")

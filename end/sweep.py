@@ -169,8 +169,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     records_path = os.path.join(args.out, "runs.jsonl")
     done = {record_key(r) for r in read_records(records_path)}
     settings = {}
-    for setting in settings_of(args):
-        for seed in args.seeds:
+    # rho by rho and seed by seed, so that a sweep stopped half-way has complete comparisons for the first rhos
+    for rho, seed in itertools.product(args.rho, args.seeds):
+        for setting in (s for s in settings_of(args) if s.rho == rho):
             if (setting.method, setting.rho, setting.alpha, setting.beta, seed) not in done:
                 spec = RunSpec(setting.method, setting.name(seed), (*setting.overrides(seed), *overrides))
                 settings[spec] = (setting, seed)

@@ -63,13 +63,26 @@ def metric_cell(results: Mapping[str, float], split: str, metric: str) -> tuple[
     scale = PERCENT[metric]
     key = f"{split}/{metric}"
     if f"{key}_median" in results:
-        return tuple(scale * results[f"{key}_{part}"] for part in ("median", "low", "high"))
+        return tuple(scale * results.get(f"{key}_{part}", float("nan")) for part in ("median", "low", "high"))
     value = scale * results.get(key, float("nan"))
     return value, float("nan"), float("nan")
 
 
-def format_cell(cell: Sequence[float], digits: int) -> str:
-    median, low, high = cell
+def central_value(runs: Sequence[Mapping[str, float]], split: str, metric: str) -> float:
+    """The bootstrap median, averaged over the runs (training seeds)."""
+    medians = [metric_cell(r, split, metric)[0] for r in runs]
+    return float(np.mean(medians)) if np.isfinite(medians).all() else float("nan")
+
+
+def format_cell(runs: Sequence[Mapping[str, float]], split: str, metric: str) -> str:
+    """One run: median [95% bootstrap interval]; several (seeds): mean +- standard deviation of their medians."""
+    digits = DIGITS[metric]
+    if len(runs) > 1:
+        medians = np.array([metric_cell(r, split, metric)[0] for r in runs])
+        if not np.isfinite(medians).all():
+            return "n/a"
+        return f"{medians.mean():.{digits}f} ± {medians.std(ddof=1):.{digits}f}"
+    median, low, high = metric_cell(runs[0], split, metric)
     if not np.isfinite(median):
         return "n/a"
     if np.isfinite(low):
@@ -77,32 +90,47 @@ def format_cell(cell: Sequence[float], digits: int) -> str:
     return f"{median:.{digits}f}"
 
 
+def seed_name(name: str, seed: int) -> str:
+    """Seed 0 is the pipeline's run; other training seeds are runs named ``<name>_seed<k>``."""
+    return name if seed == 0 else f"{name}_seed{seed}"
+
+
+Rows = Mapping[str, tuple[list, list]]  # target -> (baseline results per seed, augmented results per seed)
+
+
 def collect(dataset: str, log_root: str, cpu: bool = False, variant: str = "standard",
-            targets: Sequence[str] | None = None) -> dict[str, tuple[dict, dict]]:
-    """target attribute -> (baseline results, augmented results)."""
+            targets: Sequence[str] | None = None, seeds: Sequence[int] = (0,)) -> dict[str, tuple[list, list]]:
+    """target attribute -> (baseline results, augmented results), one per training seed."""
     stages = plan(dataset, cpu, variant, list(targets) if targets else None)
-    baselines = [find_finished(s.name, log_root) for s in stages if s.key == "target_clf"]
-    augmented = [find_finished(s.name, log_root) for s in stages if s.key == "augmented"]
-    return {data_options(run_config(b))["target"]: (run_results(b), run_results(a))
-            for b, a in zip(baselines, augmented)}
+    names = {key: [s.name for s in stages if s.key == key] for key in ("target_clf", "augmented")}
+    rows = {}
+    for baseline, augmented in zip(names["target_clf"], names["augmented"]):
+        runs = [[find_finished(seed_name(name, seed), log_root) for seed in seeds] for name in (baseline, augmented)]
+        target = data_options(run_config(runs[0][0]))["target"]
+        rows[target] = ([run_results(r) for r in runs[0]], [run_results(r) for r in runs[1]])
+    return rows
 
 
-def category_means(rows: Mapping[str, tuple[dict, dict]], split: str) -> dict[str, dict[str, tuple[float, float]]]:
+def finite_mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def category_means(rows: Rows, split: str) -> dict[str, dict[str, tuple[float, float]]]:
     means = {}
     for category, members in CELEBA_CATEGORIES.items():
         present = [m for m in members if m in rows]
         if present:
-            means[category] = {metric: tuple(float(np.nanmean([metric_cell(rows[m][k], split, metric)[0]
-                                                                for m in present])) for k in (0, 1))
-                               for metric in METRICS}
+            means[category] = {metric: tuple(finite_mean([central_value(rows[m][k], split, metric) for m in present])
+                                             for k in (0, 1)) for metric in METRICS}
     return means
 
 
-def format_table(rows: Mapping[str, tuple[dict, dict]], split: str, paper: bool = True) -> str:
+def format_table(rows: Rows, split: str, paper: bool = True) -> str:
     header = "| attribute | " + " | ".join(f"{m.upper()} baseline | {m.upper()} augmented" for m in METRICS) + " |"
     lines = [header, "|---|" + "---:|" * (2 * len(METRICS))]
     for target, (baseline, augmented) in rows.items():
-        cells = [format_cell(metric_cell(r, split, m), DIGITS[m]) for m in METRICS for r in (baseline, augmented)]
+        cells = [format_cell(runs, split, m) for m in METRICS for runs in (baseline, augmented)]
         lines.append(f"| {target} | " + " | ".join(cells) + " |")
     for category, means in category_means(rows, split).items():
         cells = [f"{means[m][k]:.{DIGITS[m]}f}" for m in METRICS for k in (0, 1)]
@@ -114,8 +142,8 @@ def format_table(rows: Mapping[str, tuple[dict, dict]], split: str, paper: bool 
     return "\n".join(lines)
 
 
-def splits_of(rows: Mapping[str, tuple[dict, dict]]) -> list[str]:
-    keys = next(iter(rows.values()))[0]
+def splits_of(rows: Rows) -> list[str]:
+    keys = next(iter(rows.values()))[0][0]
     return [s for s in ("test", "test_biased") if f"{s}/ap" in keys]
 
 
@@ -126,6 +154,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))
     p.add_argument("--targets", nargs="*", help="target attributes (as given to the pipeline)")
     p.add_argument("--all-celeba-targets", action="store_true", help="the paper's 26 CelebA targets")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0],
+                   help="training seeds: 0 is the pipeline's run, k > 0 the runs named <run name>_seed<k>")
     p.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"))
     return p
 
@@ -133,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> str:
     args = parser().parse_args(argv)
     targets = list(CELEBA_TARGETS) if args.all_celeba_targets else args.targets
-    rows = collect(args.dataset, args.log_root, args.cpu, args.variant, targets)
+    rows = collect(args.dataset, args.log_root, args.cpu, args.variant, targets, args.seeds)
     text = "\n\n".join(f"Split `{split}`:\n\n{format_table(rows, split)}" for split in splits_of(rows))
     print(text)
     return text

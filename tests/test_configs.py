@@ -88,6 +88,3 @@ def test_config_trains_a_few_steps(configs, workspace):
     assert checkpoints, f"no checkpoint written by {configs}"
     with open(os.path.join(root, "status.yaml")) as f:
         assert yaml.safe_load(f)["status"] == "finished"
-    with open(os.path.join(root, "metrics.jsonl")) as f:
-        keys = set().union(*(yaml.safe_load(line).keys() for line in f))
-    assert any(k.startswith("train/") for k in keys), "nothing was logged during training"

@@ -128,3 +128,17 @@ def test_classifier_labels_at_its_f1_threshold():
     model.set_thresholds(f1_threshold=0.6, calibrated_threshold=0.7)
     model.scores = lambda x: torch.tensor([0.59, 0.6, 0.9])
     assert model.predict(torch.zeros(3, 3, 32, 32)).tolist() == [0, 1, 1]
+
+
+def test_results_table_cells_in_the_papers_units():
+    from latentdebias.table import category_means, format_cell
+
+    run = {"test/deo": 0.2, "test/deo_median": 0.21, "test/deo_low": 0.18, "test/deo_high": 0.25, "test/kl": 0.5}
+    assert format_cell([run], "test", "deo") == "21.0 [18.0, 25.0]"
+    assert format_cell([run], "test", "kl") == "0.50"  # no bootstrap: the point estimate
+    assert format_cell([run], "test", "ba") == "n/a"
+    seeds = [{"test/ap_median": v, "test/ap_low": 0, "test/ap_high": 1} for v in (0.90, 0.92, 0.94)]
+    assert format_cell(seeds, "test", "ap") == "92.0 ± 2.0"
+    rows = {"Big_Lips": ([{"test/ap_median": 0.6}], [{"test/ap_median": 0.5}]),
+            "Big_Nose": ([{"test/ap_median": 0.8}], [{"test/ap_median": 0.7}])}
+    assert category_means(rows, "test")["inconsistently labelled"]["ap"] == pytest.approx((70.0, 60.0))
