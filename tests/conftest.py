@@ -17,3 +17,15 @@ def log_root(tmp_path, monkeypatch):
     root = tmp_path / "logs"
     monkeypatch.setenv("EDFLOW_LOG_ROOT", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def mnist_available():
+    """Skips, saying how to install it, when no MNIST source is present."""
+    from fairkit.data.errors import DatasetNotFoundError
+    from fairkit.data.mnist import load_mnist
+
+    try:
+        load_mnist("test", download=False)
+    except DatasetNotFoundError as error:
+        pytest.skip(f"MNIST not available: {error}")

@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 
 from end.data import PALETTE, BiasedMNIST, assign_colours, colourize, holdout_split
-from fairkit.data.errors import DatasetNotFoundError
-from fairkit.data.mnist import load_mnist
 
 
 def digits_with_counts(counts):
@@ -56,14 +54,6 @@ def test_holdout_is_disjoint_and_covers_everything():
     train, held = holdout_split(1000, 0.3, seed=4)
     assert len(held) == 300 and len(train) == 700
     assert len(np.union1d(train, held)) == 1000 and len(np.intersect1d(train, held)) == 0
-
-
-@pytest.fixture(scope="module")
-def mnist_available():
-    try:
-        load_mnist("test", download=False)
-    except DatasetNotFoundError as error:
-        pytest.skip(f"MNIST not available: {error}")
 
 
 @pytest.fixture(scope="module")

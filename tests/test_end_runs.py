@@ -8,18 +8,8 @@ import yaml
 from edflow.main import run
 from end.demo import results_table
 from end.sweep import Setting, mean_std, summarise, weight_pairs
-from fairkit.data.errors import DatasetNotFoundError
-from fairkit.data.mnist import load_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def mnist_available():
-    try:
-        load_mnist("test", download=False)
-    except DatasetNotFoundError as error:
-        pytest.skip(f"MNIST not available: {error}")
 
 
 def config(name):
