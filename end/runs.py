@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -98,6 +100,17 @@ def result_images(folder: str, step: int) -> list[str]:
     return plots + inputs[-1:]
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt (in the main thread), so that run_all's cleanup stops the child runs
+    instead of leaving them running."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     method: str
@@ -113,6 +126,7 @@ def run_all(specs: list[RunSpec], log_root: str, jobs: int = 1, cpu: bool = True
         raise ValueError(f"jobs={jobs} must be at least 1")
     pending, active, folders = list(specs), {}, {}
     last_report = time.time()
+    stop_on_sigterm()
     try:
         while pending or active:
             while pending and len(active) < jobs:

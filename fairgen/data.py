@@ -40,7 +40,7 @@ DATA_DEFAULTS = {
     "bias_attributes": None,   # default: attrmnist colour (multi: colour, digit_group); celeba Male (multi: Black_Hair, Male)
     "image_size": 32,
     "eval_size": 2000,         # examples of each balanced evaluation set and of each ratio validation part
-    "attribute_train_size": 10000,  # attrmnist: balanced training digits of the attribute classifier
+    "attribute_train_size": 10000,  # training examples of the attribute classifier (celeba: null = all)
     "seed": 0,                 # fixes which examples are drawn (not the model's seed)
     "allow_fewer": False,      # celeba: take fewer examples than asked when a group runs short (tiny test data)
     "data_root": None,         # default: env FAIRKIT_DATA, else data/
@@ -315,8 +315,11 @@ def BalancedTest(config: Mapping | None = None):
 
 
 def AttributeTrain(config: Mapping | None = None):
-    """The attribute classifier's training data: balanced Attribute MNIST digits, or all of CelebA's train split."""
+    """The attribute classifier's training data: ``attribute_train_size`` balanced Attribute MNIST digits, or
+    CelebA's train split (a seeded subset of ``attribute_train_size`` faces; null for all of them)."""
     options = data_options(config)
     if options["dataset"] == "celeba":
-        return CelebA("train", root=options["data_root"], size=options["image_size"])
+        size = options["attribute_train_size"]
+        return CelebA("train", root=options["data_root"], size=options["image_size"], subset=size,
+                      subset_seed=None if size is None else int(options["seed"]))
     return balanced(options, "train", int(options["attribute_train_size"]), "attribute_train")

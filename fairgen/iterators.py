@@ -130,6 +130,8 @@ class GANTrainer(TemplateIterator):
         self.reweight = bool(self.options["reweight"])
         self.check_stages()
         self.weights = self.training_weights() if "train" in self.datasets else None
+        if "train" in self.datasets:
+            self.logger.scalars(self.target_shares(), self.global_step)
         self.fixed_z = torch.randn(int(self.options["num_log_samples"]), self.model.dim_z,
                                    generator=torch.Generator().manual_seed(int(self.config.get("seed", 0))))
 
@@ -171,6 +173,22 @@ class GANTrainer(TemplateIterator):
             ratios.append(density_ratio(logits, torch.as_tensor(batch["reference"]).to(self.device)).cpu())
         self.ratios = torch.cat(ratios)
         return importance_weights(self.ratios, float(self.options["alpha"]))
+
+    def target_shares(self) -> dict:
+        """The bias-group shares of the distribution D's real term is an expectation over (the weighted training
+        set; the reference class for a conditional GAN) and their fairness discrepancy: what a perfectly fitted
+        generator would reach. Empty when the training data has no group labels."""
+        labels = self.datasets["train"].labels
+        if "group" not in labels:
+            return {}
+        groups = np.asarray(labels["group"])
+        weights = np.ones(len(groups)) if self.weights is None else self.weights.double().numpy()
+        if self.model.conditional:
+            weights = weights * (np.asarray(labels[self.options["condition_key"]]) == 1)
+        shares = np.bincount(groups, weights=weights, minlength=int(groups.max()) + 1) / weights.sum()
+        uniform = 1.0 / len(shares)
+        return {"train/target_fairness_discrepancy": float(np.linalg.norm(shares - uniform)),
+                **{f"train/target_share_group{g}": float(s) for g, s in enumerate(shares)}}
 
     # --- training -------------------------------------------------------------------------------------------------
     def labels_for(self, batch: dict, n: int) -> torch.Tensor | None:

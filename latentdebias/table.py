@@ -39,7 +39,7 @@ PAPER_MEANS = {"inconsistently labelled": {"ap": (66.3, 65.2), "deo": (21.5, 16.
                                            "kl": (1.7, 1.3)}}
 
 
-def find_finished(name: str, log_root: str) -> str:
+def find_named_run(name: str, log_root: str) -> str:
     os.environ["EDFLOW_LOG_ROOT"] = log_root
     run = find_run(name)
     if run is None:
@@ -105,7 +105,7 @@ def collect(dataset: str, log_root: str, cpu: bool = False, variant: str = "stan
     names = {key: [s.name for s in stages if s.key == key] for key in ("target_clf", "augmented")}
     rows = {}
     for baseline, augmented in zip(names["target_clf"], names["augmented"]):
-        runs = [[find_finished(seed_name(name, seed), log_root) for seed in seeds] for name in (baseline, augmented)]
+        runs = [[find_named_run(seed_name(name, seed), log_root) for seed in seeds] for name in (baseline, augmented)]
         target = data_options(run_config(runs[0][0]))["target"]
         rows[target] = ([run_results(r) for r in runs[0]], [run_results(r) for r in runs[1]])
     return rows

@@ -59,6 +59,7 @@ def test_stage_two_weights_every_training_example_by_the_stage_one_ratio(stages,
     monkeypatch.setenv("EDFLOW_LOG_ROOT", str(log_root))
     config = debug_config("attrmnist_fairgen_gan")
     config["Trainer"]["alpha"] = 0.5
+    (log_root / "check").mkdir()
     iterator = build_iterator(config, str(log_root / "check"), train=True)
     data = iterator.datasets["train"]
     assert iterator.ratios.shape == (len(data),)
@@ -69,14 +70,23 @@ def test_stage_two_weights_every_training_example_by_the_stage_one_ratio(stages,
     torch.testing.assert_close(iterator.ratios[is_reference], torch.ones(int(is_reference.sum())))
     torch.testing.assert_close(iterator.ratios[~is_reference], expected[~is_reference])
     torch.testing.assert_close(iterator.weights, iterator.ratios ** 0.5)
+    # the logged target: group shares of the weighted training set
+    groups = data.labels["group"]
+    weights = iterator.weights.double().numpy()
+    share = weights[groups == 1].sum() / weights.sum()
+    assert iterator.target_shares()["train/target_share_group1"] == pytest.approx(share)
 
 
 def test_baseline_needs_no_ratio_stage_and_reweighting_needs_one(stages, monkeypatch, tmp_path):
     log_root, _ = stages
     monkeypatch.setenv("EDFLOW_LOG_ROOT", str(log_root))
     config = debug_config("attrmnist_fairgen_gan_baseline")
+    (tmp_path / "baseline").mkdir()
     iterator = build_iterator(config, str(tmp_path / "baseline"), train=True)
     assert iterator.weights is None and iterator.ratio_model is None
+    # unweighted, the target is the union of biased and reference data as it is
+    assert iterator.target_shares()["train/target_share_group1"] == pytest.approx(
+        iterator.datasets["train"].labels["group"].mean())
     config["Trainer"]["reweight"] = 1
     with pytest.raises(ValueError, match="ratio"):
         build_iterator(config, str(tmp_path / "broken"), train=True)
