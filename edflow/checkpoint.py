@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import glob
+import hashlib
+import io
+import json
 import os
+import pickle
 import random
 import re
+import shutil
+import sys
 
 import numpy as np
 import torch
@@ -17,20 +23,74 @@ class CheckpointError(FileNotFoundError):
 
 
 def atomic_save(obj, path: str) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename: a crash never leaves half a file."""
+    """Write to a temporary file beside ``path``, flush it to disk, then rename: a crash never leaves half a file.
+
+    A sidecar ``<path>.json`` records the size and sha256 of the bytes, so a file damaged later (a full disk, a
+    copy cut short) is recognised before it is loaded."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    _write_durably(path, data)
+    _write_durably(sidecar(path), json.dumps({"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}).encode())
+
+
+def _write_durably(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
-        torch.save(obj, f)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def load(path: str, map_location="cpu") -> dict:
+def sidecar(path: str) -> str:
+    return path + ".json"
+
+
+def copy(source: str, target: str) -> None:
+    """Copy a checkpoint with its sidecar, each atomically."""
+    for src, dst in ((source, target), (sidecar(source), sidecar(target))):
+        if os.path.isfile(src):
+            shutil.copyfile(src, dst + ".tmp")
+            os.replace(dst + ".tmp", dst)
+
+
+def damage(path: str) -> str | None:
+    """Why ``path`` cannot be trusted (missing, truncated, checksum mismatch), or None if it matches its record."""
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=True)
+        return "the file does not exist"
+    try:
+        with open(sidecar(path)) as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return None  # written by another tool or an older release: torch.load will judge it
+    except (OSError, ValueError) as error:
+        return f"its record {sidecar(path)} is unreadable ({error})"
+    size = os.path.getsize(path)
+    if size != record["bytes"]:
+        return f"it has {size} bytes but {record['bytes']} were written"
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if digest != record["sha256"]:
+        return "its sha256 differs from the one recorded when it was written"
+    return None
+
+
+def load(path: str, map_location="cpu") -> dict:
+    """Tensors and plain containers only (``weights_only=True``): loading a checkpoint never runs code."""
+    problem = damage(path)
+    if problem:
+        raise CheckpointError(f"checkpoint {path!r} cannot be used: {problem}. Pick another one with -c "
+                              f"(the run's checkpoints are in {os.path.dirname(path) or '.'})")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"checkpoint {path!r} is refused: it holds objects other than tensors and plain "
+                              f"containers, and checkpoints are loaded with weights_only=True so that loading "
+                              f"never runs code") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path!r} is not a readable torch checkpoint ({error})") from None
 
 
 def rng_state() -> dict:
@@ -69,8 +129,13 @@ def list_checkpoints(folder: str) -> list[str]:
 
 
 def latest_checkpoint(folder: str) -> str | None:
-    checkpoints = list_checkpoints(folder)
-    return checkpoints[-1] if checkpoints else None
+    """The newest checkpoint that matches its record; damaged newer ones are skipped with a warning."""
+    for path in reversed(list_checkpoints(folder)):
+        problem = damage(path)
+        if problem is None:
+            return path
+        print(f"edflow: warning: skipping checkpoint {path}: {problem}", file=sys.stderr)
+    return None
 
 
 def prune(folder: str, keep: int, protect: tuple[str, ...] = ()) -> None:
@@ -79,7 +144,15 @@ def prune(folder: str, keep: int, protect: tuple[str, ...] = ()) -> None:
         return
     for path in list_checkpoints(folder)[:-keep]:
         if os.path.abspath(path) not in {os.path.abspath(p) for p in protect}:
-            os.remove(path)
+            for file in (path, sidecar(path)):
+                if os.path.exists(file):
+                    os.remove(file)
+
+
+def remove_stale_temporaries(folder: str) -> None:
+    """Half-written files left by a process that was killed while saving."""
+    for path in glob.glob(os.path.join(folder, "*.tmp*")):
+        os.remove(path)
 
 
 def model_state_dict(checkpoint: dict) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from typing import Any, Iterable, Mapping
 
 import yaml
@@ -27,6 +28,9 @@ RUNNER_KEYS = {
     "seed": 0,
     "device": "cpu",
     "amp": None,
+    "nan_policy": "stop",
+    "sync_batchnorm": False,
+    "compile": False,
     "num_workers": 0,
     "drop_last": True,
     "integrations": {},
@@ -37,20 +41,94 @@ RUNNER_KEYS = {
 }
 
 
+# The values each runner key accepts: Python types, None for null; ints are never bools.
+RUNNER_KEY_TYPES: dict[str, tuple] = {
+    "experiment_name": (str, None),
+    "iterator": (str, None),
+    "model": (str, None),
+    "datasets": (Mapping, None),
+    "dataset": (str, Mapping, None),
+    "validation_dataset": (str, Mapping, None),
+    "batch_size": (int,),
+    "eval_batch_size": (int, None),
+    "num_epochs": (int,),
+    "num_steps": (int, None),
+    "log_freq": (int,),
+    "ckpt_freq": (int, None),
+    "ckpt_keep": (int, None),
+    "eval_freq": (int,),
+    "eval_max_batches": (int, None),
+    "seed": (int,),
+    "device": (str,),
+    "amp": (str, None),
+    "nan_policy": (str,),
+    "sync_batchnorm": (bool,),
+    "compile": (bool, Mapping),  # true, or keyword arguments of torch.compile
+    "num_workers": (int,),
+    "drop_last": (bool,),
+    "integrations": (Mapping, None),
+    "eval_pipeline": (Mapping, None),
+    "model_selection": (Mapping, None),
+    "first_stage": (Mapping, None),
+    "debug": (Mapping, None),
+}
+RUNNER_KEY_CHOICES = {"amp": (None, "bf16", "fp16"), "nan_policy": ("stop", "skip")}
+# Inclusive bounds of integer runner keys; the seed must suit numpy's and torch's generators.
+RUNNER_KEY_RANGES = {
+    "batch_size": (1, None), "eval_batch_size": (1, None), "num_epochs": (0, None), "num_steps": (0, None),
+    "log_freq": (1, None), "ckpt_freq": (1, None), "ckpt_keep": (0, None), "eval_freq": (1, None),
+    "eval_max_batches": (1, None), "seed": (0, 2**32 - 1), "num_workers": (0, None),
+}
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Mapping: "a mapping",
+              list: "a list", None: "null"}
+
+
 class ConfigError(ValueError):
     """A config or override that cannot be used as written; the message says how to fix it."""
 
 
+class YamlLoader(yaml.SafeLoader):
+    """YAML 1.1 as safe_load reads it, except that 1e-4 is a float (as in YAML 1.2 and in overrides), not a string."""
+
+
+class YamlDumper(yaml.SafeDumper):
+    """Quotes the strings that YamlLoader would read as floats (such as '1e5'), so configs survive a round trip."""
+
+
+for _cls in (YamlLoader, YamlDumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float",
+                               re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                               list("-+0123456789."))
+
+
 def load_yaml(path: str) -> dict:
+    if os.path.isdir(path):
+        raise ConfigError(f"config file {path!r} is a directory; give a .yaml file inside it")
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist")
-    with open(path) as f:
-        content = yaml.safe_load(f)
+    try:
+        with open(path, "rb") as f:  # bytes: the YAML reader detects the encoding and names the bad byte
+            content = yaml.load(f, Loader=YamlLoader)
+    except OSError as error:
+        raise ConfigError(f"config file {path!r} cannot be read: {error.strerror or error}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path!r} is not valid YAML: {yaml_problem(error)}") from error
     if content is None:
         return {}
     if not isinstance(content, dict):
         raise ConfigError(f"config file {path!r} must hold a mapping at the top level, got {type(content).__name__}")
     return content
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """The parser's complaint on one line, with the 1-based line and column where it noticed it."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or getattr(error, "reason", None) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    if mark is None and hasattr(error, "position"):  # ReaderError: bytes that are not text
+        where = f"byte {error.position}: "
+    context = getattr(error, "context", None)
+    return " ".join((f"{where}{problem}" + (f" ({context})" if context else "")).split())
 
 
 def deep_merge(base: Mapping, update: Mapping) -> dict:
@@ -95,15 +173,9 @@ def unknown_key_message(key: str, candidates: Iterable[str], where: str) -> str:
 def parse_value(text: str) -> Any:
     """Override values are typed like YAML values: ``32`` -> int, ``1e-3`` -> float, ``[1, 2]`` -> list."""
     try:
-        value = yaml.safe_load(text)
+        return yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError:
         return text
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads 1e-3 as a string
-            return float(value) if any(c in value.lower() for c in "e.") else value
-        except ValueError:
-            return value
-    return value
 
 
 def parse_overrides(args: list[str]) -> list[tuple[str, Any, bool]]:
@@ -127,6 +199,8 @@ def parse_overrides(args: list[str]) -> list[tuple[str, Any, bool]]:
             raise ConfigError(f"cannot read argument {arg!r}: write overrides as `--Model/z_dim 32` or `Model.z_dim=32`")
         is_new = key.startswith("+")
         key = key.lstrip("+").replace(".", "/")
+        if not all(key.split("/")):
+            raise ConfigError(f"override {arg!r} has an empty key name; write it as `Model.z_dim=32`")
         overrides.append((key, parse_value(text), is_new))
         i += 1
     return overrides
@@ -147,26 +221,120 @@ def apply_overrides(config: dict, overrides: list[tuple[str, Any, bool]]) -> dic
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {path!r}: {part!r} is not a section")
-        node[parts[-1]] = value
+        node[parts[-1]] = copy.deepcopy(value)  # later overrides below this key must not change the parsed list
     return config
 
 
 def check_runner_keys(config: Mapping) -> None:
-    """Top-level keys that look like a misspelt runner key are errors; other keys are method sections."""
+    """Top-level keys that look like a misspelt runner key are errors; other keys are method sections.
+    Runner keys must hold values of their types (see RUNNER_KEY_TYPES)."""
     for key in config:
+        if not isinstance(key, str):
+            raise ConfigError(f"config keys must be names, got {key!r} ({type(key).__name__}) at the top level")
         if key in RUNNER_KEYS or key.lower() in RUNNER_KEYS:  # `Model:` is a method section beside `model:`
             continue
         suggestion = difflib.get_close_matches(key, list(RUNNER_KEYS), n=1, cutoff=0.8)
         if suggestion:
             raise ConfigError(unknown_key_message(key, RUNNER_KEYS, "the config") + " Fix the spelling in the YAML file.")
-    for section in ("integrations", "eval_pipeline"):
-        if config.get(section) is not None and not isinstance(config[section], Mapping):
-            raise ConfigError(f"config key {section!r} must be a mapping")
+    check_runner_types(config)
+    if isinstance(config.get("debug"), Mapping):  # merged over the config by -d, so it must be valid as well
+        check_runner_types(config["debug"], prefix="debug/")
+
+
+def check_runner_types(config: Mapping, prefix: str = "") -> None:
+    for key, value in config.items():
+        if key not in RUNNER_KEY_TYPES:
+            continue
+        name = prefix + key
+        if not has_type(value, RUNNER_KEY_TYPES[key]):
+            raise ConfigError(type_message(name, value, RUNNER_KEY_TYPES[key]))
+        if key in RUNNER_KEY_CHOICES and value not in RUNNER_KEY_CHOICES[key]:
+            choices = ", ".join("null" if c is None else str(c) for c in RUNNER_KEY_CHOICES[key])
+            raise ConfigError(f"config key {name!r} must be one of {choices}; got {short_repr(value)}")
+        low, high = RUNNER_KEY_RANGES.get(key, (None, None))
+        if isinstance(value, int) and ((low is not None and value < low) or (high is not None and value > high)):
+            bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise ConfigError(f"config key {name!r} must be {bounds}; got {value}")
+    check_model_selection(config.get("model_selection"), prefix)
+    callbacks = (config.get("eval_pipeline") or {}).get("callbacks")
+    if callbacks is not None and not (isinstance(callbacks, Mapping) and all(map(is_callback, callbacks.values()))):
+        raise ConfigError(f"config key '{prefix}eval_pipeline/callbacks' must map names to dotted paths of "
+                          f"functions, e.g. {{mse: mypackage.callbacks.mse}}; got {short_repr(callbacks)}")
+
+
+def check_model_selection(selection: Mapping | None, prefix: str = "") -> None:
+    if not selection:
+        return
+    if not isinstance(selection.get("metric"), str):
+        raise ConfigError(f"config key '{prefix}model_selection' needs a metric, e.g. "
+                          f"{{metric: validation/accuracy, mode: max}}; got {short_repr(selection)}")
+    if selection.get("mode", "max") not in ("max", "min"):
+        raise ConfigError(f"config key '{prefix}model_selection/mode' must be max or min; "
+                          f"got {short_repr(selection['mode'])}")
+
+
+def is_callback(value: Any) -> bool:
+    return (isinstance(value, str) and "." in value) or callable(value)
+
+
+def has_type(value: Any, kinds: Iterable) -> bool:
+    """isinstance for config values: an int is never a bool, a float accepts ints, a list accepts tuples."""
+    for kind in kinds:
+        if kind is None:
+            if value is None:
+                return True
+        elif kind is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return True
+        elif kind is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return True
+        elif kind is list:
+            if isinstance(value, (list, tuple)):
+                return True
+        elif isinstance(value, kind):
+            return True
+    return False
+
+
+CHECKED_KINDS = (bool, int, float, str, Mapping, list)
+
+
+def kind_of(default: Any) -> type:
+    for kind in (bool, int, float, str, Mapping):  # bool before int: True is an int to Python, not to a config
+        if isinstance(default, kind):
+            return kind
+    return list if isinstance(default, (list, tuple)) else type(default)
+
+
+def describe_kinds(kinds: Iterable) -> str:
+    return " or ".join(TYPE_NAMES.get(kind, getattr(kind, "__name__", str(kind))) for kind in kinds)
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def type_message(name: str, value: Any, kinds: Iterable, default: Any = None, alternative: str = "") -> str:
+    given = "null" if value is None else f"{short_repr(value)} ({type(value).__name__})"
+    like = f" (its default is {short_repr(default)})" if default is not None else ""
+    hint = "; remove the quotes around the number" if isinstance(value, str) and is_number(value) else ""
+    return f"config key {name!r} must be {describe_kinds(kinds)}{alternative}{like}; got {given}{hint}"
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def with_defaults(config: Mapping) -> dict:
     resolved = deep_merge({k: v for k, v in RUNNER_KEYS.items() if v is not None}, config)
-    if resolved.get("dataset") and "train" not in resolved.get("datasets", {}):
+    resolved["datasets"] = dict(resolved.get("datasets") or {})
+    if resolved.get("dataset") and "train" not in resolved["datasets"]:
         resolved["datasets"]["train"] = resolved["dataset"]  # edflow 0.4 style
     if resolved.get("validation_dataset") and "validation" not in resolved["datasets"]:
         resolved["datasets"]["validation"] = resolved["validation_dataset"]
@@ -176,7 +344,8 @@ def with_defaults(config: Mapping) -> dict:
 def section(config: Mapping, name: str, defaults: Mapping, required: Iterable[str] = ()) -> dict:
     """A method's config section with its defaults; misspelt or missing keys are errors naming the nearest key.
 
-    ``section(config, "Model", {"z_dim": 64, "ch": 64})`` returns ``{"z_dim": ..., "ch": ...}``.
+    ``section(config, "Model", {"z_dim": 64, "ch": 64})`` returns ``{"z_dim": ..., "ch": ...}``. A given value must
+    have its default's type (see ``accepted_kinds``).
     """
     given = config.get(name) or {}
     if not isinstance(given, Mapping):
@@ -188,14 +357,36 @@ def section(config: Mapping, name: str, defaults: Mapping, required: Iterable[st
     for key in required:
         if key not in given:
             raise ConfigError(f"config section {name!r} needs the key {key!r}")
+    for key, value in given.items():
+        kinds = accepted_kinds(defaults.get(key))
+        if kinds and not has_type(value, kinds) and not is_several(value, kinds):
+            several = ", or a list of them" if kinds[0] in (int, float, str) else ""
+            raise ConfigError(type_message(f"{name}/{key}", value, kinds, defaults[key], several))
     return deep_merge(defaults, given)
+
+
+def accepted_kinds(default: Any) -> tuple:
+    """What may replace a default: a value of its type (an int will do for a float), null in place of a number
+    (no limit, all), and for a default that is one string or number, a list of several. Empty: anything goes."""
+    kind = kind_of(default)
+    if default is None or kind not in CHECKED_KINDS:
+        return ()
+    if kind in (int, float):
+        return kind, None
+    return (kind,)
+
+
+def is_several(value: Any, kinds: tuple) -> bool:
+    """A list of values of the default's scalar type, where one value is the default (``protected: [Male, Young]``)."""
+    scalar = kinds[0] in (int, float, str)
+    return scalar and isinstance(value, (list, tuple)) and all(has_type(item, kinds[:1]) for item in value)
 
 
 def dump_yaml(config: Mapping, path: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        yaml.safe_dump(to_plain(config), f, sort_keys=False)
+        yaml.dump(to_plain(config), f, Dumper=YamlDumper, sort_keys=False)
     os.replace(tmp, path)
 
 

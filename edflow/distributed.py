@@ -48,6 +48,58 @@ def broadcast_object(obj):
     return holder[0]
 
 
+def average_(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor by its mean over ranks, with one all-reduce per dtype."""
+    if world_size() == 1 or not tensors:
+        return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for tensor in tensors:
+        by_dtype.setdefault(tensor.dtype, []).append(tensor)
+    for group in by_dtype.values():
+        flat = torch.cat([t.reshape(-1) for t in group])
+        dist.all_reduce(flat)
+        flat /= world_size()
+        offset = 0
+        for t in group:
+            t.copy_(flat[offset: offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+
+def broadcast_module_(module: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank."""
+    if world_size() == 1:
+        return
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(tensor.data, src=0)
+
+
+def average_buffers_(module: torch.nn.Module) -> None:
+    """Running statistics (BatchNorm) averaged over ranks, so every rank evaluates and saves the same model."""
+    average_([b.data for b in module.buffers() if b.is_floating_point()])
+
+
+def any_rank(flag: bool) -> bool:
+    if world_size() == 1:
+        return flag
+    tensor = torch.tensor([float(flag)], device=_collective_device())
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
+def average_scalars(values: dict[str, float]) -> dict[str, float]:
+    """Means over ranks of the same named scalars on every rank."""
+    if world_size() == 1 or not values:
+        return values
+    keys = sorted(values)
+    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_collective_device())
+    average_([tensor])
+    return dict(zip(keys, tensor.tolist()))
+
+
+def _collective_device() -> str:
+    return f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()

@@ -67,7 +67,8 @@ def resolve_run(given: str) -> str:
             return found
     raise FirstStageError(
         f"first_stage run {given!r} was not found (neither a folder nor the name of a run with a checkpoint under "
-        f"{' or '.join(log_roots())}). Train that stage first, e.g. `edflow -b configs/{given}.yaml -t`, "
+        f"{' or '.join(os.path.abspath(root) for root in log_roots())}). "
+        f"Train that stage first, e.g. `edflow -b configs/{given}.yaml -t`, "
         f"or set first_stage.run=logs/<its folder>.")
 
 
@@ -94,7 +95,23 @@ def resolve_stage(spec: Mapping) -> tuple[dict, str]:
         config["model"] = spec["model"]
     if not os.path.isfile(str(checkpoint)):
         raise FirstStageError(f"first_stage checkpoint {checkpoint!r} does not exist")
+    if not config.get("model"):
+        raise ConfigError(f"the config of first_stage {spec.get('run', checkpoint)!r} names no model; add "
+                          f"`model: <dotted class path>` to the first_stage section")
     return config, str(checkpoint)
+
+
+def state_mismatch(model: torch.nn.Module, state: Mapping) -> str | None:
+    """The first difference between a model's parameters and a state dict, in words; None if they fit."""
+    expected = model.state_dict()
+    for key, value in expected.items():
+        if key not in state:
+            return f"{key!r} is missing from the checkpoint"
+        if hasattr(state[key], "shape") and tuple(state[key].shape) != tuple(value.shape):
+            return (f"{key!r} has shape {tuple(state[key].shape)} in the checkpoint but {tuple(value.shape)} "
+                    f"in the model")
+    unexpected = [key for key in state if key not in expected]
+    return f"the checkpoint holds {unexpected[0]!r}, which the model does not have" if unexpected else None
 
 
 def load_stage(spec: Mapping, device: str = "cpu") -> torch.nn.Module:
@@ -102,7 +119,14 @@ def load_stage(spec: Mapping, device: str = "cpu") -> torch.nn.Module:
     config, checkpoint = resolve_stage(spec)
     model = get_obj_from_str(config["model"])(config)
     state = ckpt.model_state_dict(ckpt.load(checkpoint))
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # torch lists every key; name the first one and say what to do
+        mismatch = state_mismatch(model, state) or str(error).splitlines()[0]
+        raise FirstStageError(
+            f"first_stage {spec.get('run', config['model'])!r}: checkpoint {checkpoint} does not fit the model "
+            f"{config['model']} built from the stage's config: {mismatch}. Give the stage the config it was trained "
+            f"with (its run's configs/*.yaml), or retrain it") from error
     model.to(device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -119,4 +143,8 @@ def load_first_stages(spec: Mapping | None, device: str = "cpu"):
         raise ConfigError(f"first_stage must be a mapping, got {spec!r}")
     if is_single_stage(spec):
         return load_stage(spec, device)
+    for name, sub in spec.items():
+        if not isinstance(sub, Mapping):
+            raise ConfigError(f"first_stage/{name} must be a mapping such as {{run: logs/<folder>}}, got {sub!r}; "
+                              f"a single stage takes the keys {sorted(STAGE_KEYS)}")
     return {name: load_stage(sub, device) for name, sub in spec.items()}

@@ -10,11 +10,20 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from edflow.config import ConfigError
+
 
 def to_float(value) -> float:
     if torch.is_tensor(value):
         value = value.detach().float().mean().item()
     return float(np.mean(value))
+
+
+def _step_of(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError):  # a line cut short by a kill
+        return math.inf
 
 
 def save_image_grid(images, path: str, nrow: int | None = None) -> str:
@@ -56,7 +65,7 @@ class Logger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
-            raise ImportError("integrations/tensorboard is on but tensorboard is not installed: "
+            raise ConfigError("integrations/tensorboard is on but tensorboard is not installed: "
                               "pip install 'fairtoolkit[tensorboard]' or set integrations.tensorboard=false") from error
         return SummaryWriter(os.path.join(self.root, "tensorboard"))
 
@@ -66,7 +75,7 @@ class Logger:
         try:
             import wandb
         except ImportError as error:
-            raise ImportError("integrations/wandb is on but wandb is not installed: "
+            raise ConfigError("integrations/wandb is on but wandb is not installed: "
                               "pip install 'fairtoolkit[wandb]' or set integrations.wandb=false") from error
         options = options if isinstance(options, Mapping) else {}
         return wandb.init(project=options.get("project", "fairtoolkit"), name=os.path.basename(self.root),
@@ -84,6 +93,17 @@ class Logger:
                 self.tensorboard.add_scalar(key, value, step)
         if self.wandb:
             self.wandb.log(values, step=step)
+
+    def forget_after(self, step: int) -> None:
+        """Drop records past ``step``: a run resumed from there logs those steps again."""
+        if not self.enabled or not os.path.isfile(self.metrics_path):
+            return
+        with open(self.metrics_path) as f:
+            lines = [line for line in f if line.strip() and _step_of(line) <= step]
+        tmp = self.metrics_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(lines)
+        os.replace(tmp, self.metrics_path)
 
     def images(self, images: Mapping, step: int, folder: str) -> list[str]:
         if not self.enabled:

@@ -15,7 +15,8 @@ import torch
 from edflow import checkpoint as ckpt
 from edflow import distributed as dist
 from edflow.config import (ConfigError, apply_overrides, check_runner_keys, deep_merge, dump_yaml, load_configs,
-                           load_yaml, parse_overrides, with_defaults)
+                           load_yaml, parse_overrides, unknown_key_message, with_defaults)
+from edflow.data.dataset import DataError
 from edflow.first_stage import FirstStageError, latest_config_path, load_first_stages, run_folder_of
 from edflow.util import get_obj_from_str
 
@@ -64,7 +65,17 @@ def build_config(args, overrides: list[str]) -> tuple[dict, str | None]:
     for key in ("model", "iterator"):
         if not config.get(key):
             raise ConfigError(f"the config needs a {key!r} key (a dotted class path such as iin.models.ae.Model)")
+    check_class_paths(config)
     return config, run
+
+
+def check_class_paths(config: Mapping) -> None:
+    """Import every class the run will build, so that a misspelt path fails before a run folder is made."""
+    get_obj_from_str(config["model"])
+    get_obj_from_str(config["iterator"])
+    for split, spec in config["datasets"].items():
+        if spec:
+            get_obj_from_str(dataset_target(spec, f"datasets/{split}"))
 
 
 def run_root(args, config: Mapping) -> str:
@@ -86,22 +97,43 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def instantiate_dataset(spec, config: Mapping):
-    """``iin.data.MNISTTrain`` (constructed with the config, as edflow did) or ``{target: ..., params: {...}}``."""
+def dataset_target(spec, where: str = "dataset") -> str:
+    """The class path of a dataset spec, or a ConfigError that says what the spec at ``where`` lacks."""
     if isinstance(spec, str):
-        return get_obj_from_str(spec)(config=config)
-    if isinstance(spec, Mapping) and "target" in spec:
-        cls = get_obj_from_str(spec["target"])
-        params = dict(spec.get("params") or {})
-        if "config" in inspect.signature(cls).parameters:
-            params["config"] = config
-        return cls(**params)
-    raise ConfigError(f"a dataset is a dotted class path or {{target: <path>, params: {{...}}}}, got {spec!r}")
+        return spec
+    form = "a dotted class path or {target: <path>, params: {...}}"
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where} must be {form}, got {spec!r}")
+    unknown = [key for key in spec if key not in ("target", "params")]
+    if unknown:
+        raise ConfigError(unknown_key_message(f"{where}/{unknown[0]}", [f"{where}/target", f"{where}/params"], where))
+    if "target" not in spec:
+        raise ConfigError(f"{where} needs a target (the dataset's dotted class path): {form}, got {spec!r}")
+    if not isinstance(spec.get("params") or {}, Mapping):
+        raise ConfigError(f"{where}/params must be a mapping of keyword arguments, got {spec['params']!r}")
+    return spec["target"]
+
+
+def instantiate_dataset(spec, config: Mapping, where: str = "dataset"):
+    """``iin.data.MNISTTrain`` (constructed with the config, as edflow did) or ``{target: ..., params: {...}}``."""
+    cls = get_obj_from_str(dataset_target(spec, where))
+    if isinstance(spec, str):
+        return cls(config=config)
+    params = dict(spec.get("params") or {})
+    signature = inspect.signature(cls)
+    if "config" in signature.parameters:
+        params["config"] = config
+    try:
+        signature.bind(**params)
+    except TypeError as error:
+        raise ConfigError(f"{where}/params do not fit {spec['target']}: {error}; "
+                          f"its parameters are {list(signature.parameters)}") from None
+    return cls(**params)
 
 
 def build_iterator(config: dict, root: str, train: bool):
-    datasets = {split: instantiate_dataset(spec, config) for split, spec in (config.get("datasets") or {}).items()
-                if spec and (train or split != "train")}
+    datasets = {split: instantiate_dataset(spec, config, f"datasets/{split}")
+                for split, spec in (config.get("datasets") or {}).items() if spec and (train or split != "train")}
     first_stage = load_first_stages(config.get("first_stage"), config.get("device", "cpu"))
     model = get_obj_from_str(config["model"])(config)
     iterator_cls = get_obj_from_str(config["iterator"])
@@ -110,8 +142,9 @@ def build_iterator(config: dict, root: str, train: bool):
 
 def start_checkpoint(args, iterator) -> str | None:
     if args.checkpoint:
-        if not os.path.isfile(args.checkpoint):
-            raise FirstStageError(f"-c {args.checkpoint!r}: no such checkpoint")
+        problem = ckpt.damage(args.checkpoint)
+        if problem:
+            raise ckpt.CheckpointError(f"-c {args.checkpoint!r} cannot be used: {problem}")
         return args.checkpoint
     if args.project:
         found = ckpt.latest_checkpoint(iterator.checkpoint_dir)
@@ -154,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
         return report_main(argv[1:])
     try:
         run(argv)
-    except (ConfigError, FirstStageError, ckpt.CheckpointError, ImportError) as error:
+    except (ConfigError, FirstStageError, ckpt.CheckpointError, DataError) as error:
+        # the user's to fix: one line, no traceback
         print(f"edflow: error: {error}", file=sys.stderr)
         sys.exit(2)
     finally:

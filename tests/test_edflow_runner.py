@@ -1,6 +1,5 @@
 """The runner end to end on the toy regression problem of tests/toy.py."""
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -16,26 +15,7 @@ from edflow.first_stage import FirstStageError
 from edflow.iterators import NonFiniteLossError
 from edflow.main import run
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOY = os.path.join(HERE, "toy.yaml")
-
-
-def train(log_root, *extra):
-    return run(["-b", TOY, "-t", "--log-root", str(log_root), *extra])
-
-
-def metrics(root):
-    with open(os.path.join(root, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
-def train_losses(root):
-    return {r["step"]: r["train/loss"] for r in metrics(root) if "train/loss" in r}
-
-
-def final_weights(root):
-    path = ckpt.latest_checkpoint(os.path.join(root, "train", "checkpoints"))
-    return ckpt.load(path)["state"]["model"]
+from toy import SUBPROCESS_ENV, TOY, final_weights, metrics, train, train_losses
 
 
 def test_training_writes_the_run_folder_layout(tmp_path):
@@ -133,8 +113,7 @@ def test_checkpoints_never_unpickle_code(tmp_path):
 
 
 def cli(*args, cwd, **kwargs):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([HERE, os.path.dirname(HERE)])}
-    return subprocess.run([sys.executable, "-m", "edflow", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "edflow", *args], cwd=cwd, env=SUBPROCESS_ENV, capture_output=True,
                           text=True, **kwargs)
 
 
@@ -152,7 +131,7 @@ def test_cli_trains_evaluates_and_reports_errors(tmp_path):
 def test_sigterm_saves_the_current_step_and_resume_finishes(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "edflow", "-b", TOY, "-t", "--log-root", "logs",
                              "num_steps=100000", "num_epochs=100000", "eval_freq=1000000"],
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.path.dirname(HERE)}"},
+                            cwd=tmp_path, env=SUBPROCESS_ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     metrics_files = []
@@ -171,19 +150,3 @@ def test_sigterm_saves_the_current_step_and_resume_finishes(tmp_path):
     assert saved == status["step"] > 0
 
 
-def test_torchrun_trains_on_two_processes_and_rank_zero_writes(tmp_path):
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    if not os.path.isfile(torchrun):
-        pytest.skip("torchrun is not installed beside this python")
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.path.dirname(HERE)}", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "edflow", "-b", TOY, "-t",
-                           "--log-root", "logs", "num_epochs=2"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    runs = glob.glob(str(tmp_path / "logs" / "*_toy"))
-    assert len(runs) == 1  # one folder, chosen by rank 0
-    root = runs[0]
-    # 64 examples on 2 ranks with batch 8: 4 steps per epoch
-    assert ckpt.checkpoint_step(ckpt.latest_checkpoint(os.path.join(root, "train", "checkpoints"))) == 8
-    evaluated = [r for r in metrics(root) if "validation/n" in r]
-    assert [r["validation/n"] for r in evaluated] == [32, 32]  # outputs of both ranks gathered

@@ -10,6 +10,10 @@ import numpy as np
 import torch.utils.data
 
 
+class DataError(Exception):
+    """A dataset that cannot be read as configured; the message names the file or folder and how to fix it."""
+
+
 class DatasetMixin(torch.utils.data.Dataset):
     """Base class: implement ``get_example(i)`` and ``__len__``; optionally fill ``self.labels``.
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shutil
 import signal
 import socket
+import sys
 import time
 from typing import Callable, Mapping
 
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from edflow import checkpoint as ckpt
 from edflow import distributed as dist
-from edflow.config import dump_yaml, to_plain
+from edflow.config import ConfigError, dump_yaml, to_plain
 from edflow.data.dataset import ExampleDataset
 from edflow.data.loader import make_loader
 from edflow.logger import Logger, to_float
@@ -47,6 +47,9 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+MAX_SKIPPED_IN_A_ROW = 20  # under nan_policy: skip, more than this means the model itself is broken
+
+
 class TemplateIterator:
     not_saved = ("config", "datasets", "logger", "first_stage", "first_stages", "hooks")
 
@@ -55,7 +58,7 @@ class TemplateIterator:
         self.config = config
         self.root = root
         self.device = torch.device(config.get("device", "cpu"))
-        self.model = model.to(self.device) if isinstance(model, torch.nn.Module) else model
+        self.model = self.prepare_model(model) if isinstance(model, torch.nn.Module) else model
         self.datasets = dict(datasets or {})
         self.first_stages = first_stage if isinstance(first_stage, Mapping) else None
         self.first_stage = None if self.first_stages is not None else first_stage
@@ -65,6 +68,12 @@ class TemplateIterator:
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp must be one of null, bf16, fp16; got {self.amp!r}")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        self.nan_policy = config.get("nan_policy", "stop")
+        if self.nan_policy not in ("stop", "skip"):
+            raise ConfigError(f"nan_policy must be 'stop' or 'skip'; got {self.nan_policy!r}")
+        self.skipped_steps = 0
+        self._skipped_in_a_row = 0
+        self._ddp_parameters: set[int] = set()
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -91,47 +100,109 @@ class TemplateIterator:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == "bf16" else torch.float16)
 
-    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, retain_graph: bool = False) -> None:
-        """zero_grad, backward (scaled under fp16) and step."""
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, retain_graph: bool = False) -> bool:
+        """zero_grad, backward (scaled under fp16), gradients averaged over ranks, step.
+
+        Under ``nan_policy: skip`` a non-finite loss (on any rank) skips the step; returns whether it stepped."""
+        if self.nan_policy == "skip" and dist.any_rank(not bool(torch.isfinite(loss.detach()).all())):
+            self._skipped_in_a_row += 1
+            return False
         optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward(retain_graph=retain_graph)
+        with torch.autocast(self.device.type, enabled=False):  # backward takes the forward pass's dtypes
+            self.scaler.scale(loss).backward(retain_graph=retain_graph)
+        self.average_gradients(optimizer)
         self.scaler.step(optimizer)
         self.scaler.update()
+        return True
+
+    def average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        """What DDP does for the parameters of modules that ``wrap_ddp`` did not wrap, so any model trains
+        data-parallel: G and D of a GAN, or a model whose parts a step op calls one by one."""
+        dist.average_([p.grad for group in optimizer.param_groups for p in group["params"]
+                       if p.grad is not None and id(p) not in self._ddp_parameters])
 
     def wrap_ddp(self, module: torch.nn.Module) -> torch.nn.Module:
-        """The module wrapped for DistributedDataParallel when running under torchrun, else itself."""
+        """The module wrapped in DistributedDataParallel under torchrun (its gradients are then all-reduced during
+        backward, overlapping communication with compute), else the module itself."""
         if dist.world_size() == 1 or not any(p.requires_grad for p in module.parameters()):
             return module
+        self._ddp_parameters.update(id(p) for p in module.parameters())
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """On the device; with SyncBatchNorm and compiled when the config asks for it."""
+        model = model.to(self.device)
+        if self.config.get("sync_batchnorm"):
+            if dist.world_size() > 1 and self.device.type == "cpu":
+                raise ConfigError("sync_batchnorm: true needs GPUs (torch's SyncBatchNorm has no CPU kernel); "
+                                  "set sync_batchnorm: false for runs on CPUs")
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        options = self.config.get("compile")
+        if options:
+            model.compile(**({} if options is True else dict(options)))  # in place: state_dict keys unchanged
+        return model
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [m for m in self.stateful_attributes().values() if isinstance(m, torch.nn.Module)]
+
     # --- state ---------------------------------------------------------------------------------------------
     def stateful_attributes(self) -> dict:
-        frozen = set(map(id, self.first_stages.values())) if self.first_stages else {id(self.first_stage)}
-        return {name: value for name, value in vars(self).items()
-                if name not in self.not_saved and not name.startswith("_") and id(value) not in frozen
-                and not isinstance(value, torch.nn.parallel.DistributedDataParallel)  # its module is saved
-                and callable(getattr(value, "state_dict", None)) and callable(getattr(value, "load_state_dict", None))}
+        seen = set(map(id, self.first_stages.values())) if self.first_stages else {id(self.first_stage)}
+        attributes = {}
+        for name, value in vars(self).items():
+            if (name in self.not_saved or name.startswith("_") or id(value) in seen
+                    or isinstance(value, torch.nn.parallel.DistributedDataParallel)  # its module is saved
+                    or not callable(getattr(value, "state_dict", None))
+                    or not callable(getattr(value, "load_state_dict", None))):
+                continue
+            seen.add(id(value))  # an object held under two names is saved once, under the first
+            attributes[name] = value
+        return attributes
 
     def save(self, path: str) -> None:
         state = {name: obj.state_dict() for name, obj in self.stateful_attributes().items()}
         ckpt.atomic_save({"state": state, "global_step": self.global_step, "epoch": self.epoch,
-                          "batch_in_epoch": self.batch_in_epoch, "best": self.best, "rng": ckpt.rng_state()}, path)
+                          "batch_in_epoch": self.batch_in_epoch, "best": self.best, "rng": ckpt.rng_state(),
+                          "skipped_steps": self.skipped_steps,
+                          "global_batch_size": self.batch_size(train=True) * dist.world_size()}, path)
 
     def restore(self, path: str) -> None:
         checkpoint = ckpt.load(path, map_location=self.device)
         attributes = self.stateful_attributes()
         missing = set(checkpoint["state"]) - set(attributes)
         if missing:
-            raise KeyError(f"checkpoint {path!r} holds state for {sorted(missing)} which this iterator lacks")
+            raise ckpt.CheckpointError(f"checkpoint {path!r} holds state for {sorted(missing)}, which this run's "
+                                       f"iterator lacks: was it written by another method or config?")
         for name, state in checkpoint["state"].items():
-            attributes[name].load_state_dict(state)
+            try:
+                attributes[name].load_state_dict(state)
+            except (RuntimeError, ValueError, KeyError) as error:
+                raise ckpt.CheckpointError(f"checkpoint {path!r} does not fit this run's {name}: "
+                                           f"{str(error).strip().splitlines()[0]} (was it written with another "
+                                           f"architecture or config?)") from None
         self.global_step = checkpoint.get("global_step", 0)
         self.epoch = checkpoint.get("epoch", 0)
-        self.batch_in_epoch = checkpoint.get("batch_in_epoch", 0)
+        self.batch_in_epoch = self._batches_seen(checkpoint)
         self.best = checkpoint.get("best")
+        self.skipped_steps = checkpoint.get("skipped_steps", 0)
         if "rng" in checkpoint:
             ckpt.set_rng_state(checkpoint["rng"])
+
+    def _batches_seen(self, checkpoint: dict) -> int:
+        """The position in the epoch in batches of this run's global batch size, which may differ from the saved
+        run's when it is resumed on another number of ranks: the examples seen so far are a prefix of the epoch's
+        order whatever the number of ranks, so the position carries over."""
+        batches = checkpoint.get("batch_in_epoch", 0)
+        now = self.batch_size(train=True) * dist.world_size()
+        saved = checkpoint.get("global_batch_size", now)
+        if saved == now:
+            return batches
+        seen = batches * saved
+        if seen % now:
+            tqdm.write(f"resuming with global batch {now} (was {saved}): the {seen % now} examples after the last "
+                       f"full batch of this epoch are trained on again", file=sys.stderr)
+        return seen // now
 
     @property
     def checkpoint_dir(self) -> str:
@@ -139,6 +210,7 @@ class TemplateIterator:
 
     def save_checkpoint(self) -> str | None:
         path = os.path.join(self.checkpoint_dir, f"model-{self.global_step}.ckpt")
+        self.synchronise_buffers()
         if dist.is_main_process():
             self.save(path)
             ckpt.prune(self.checkpoint_dir, self.config.get("ckpt_keep", 3))
@@ -153,10 +225,16 @@ class TemplateIterator:
         return int(size)
 
     def make_loader(self, dataset, train: bool):
+        limit = self.config.get("eval_max_batches")
         return make_loader(dataset, self.batch_size(train), shuffle=train, seed=int(self.config.get("seed", 0)),
                            drop_last=bool(self.config.get("drop_last", True)) and train,
                            num_workers=int(self.config.get("num_workers", 0)),
-                           pin_memory=self.device.type == "cuda", rank=dist.rank(), world_size=dist.world_size())
+                           pin_memory=self.device.type == "cuda", rank=dist.rank(), world_size=dist.world_size(),
+                           pad=train, limit=None if train or limit is None else int(limit) * self.batch_size(False))
+
+    def synchronise_buffers(self) -> None:
+        for module in self.modules():
+            dist.average_buffers_(module)
 
     def to_device(self, batch: Mapping) -> dict:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -167,9 +245,11 @@ class TemplateIterator:
         return self.total_steps(len(sampler.batch_sampler if sampler.batch_sampler is not None else sampler.sampler))
 
     def total_steps(self, steps_per_epoch: int) -> int:
+        """``num_steps``, or the steps left until ``num_epochs`` counted from where the run stands."""
         if self.config.get("num_steps"):
             return int(self.config["num_steps"])
-        return int(self.config.get("num_epochs", 1)) * steps_per_epoch
+        done = self.epoch * steps_per_epoch + self.batch_in_epoch
+        return self.global_step + int(self.config.get("num_epochs", 1)) * steps_per_epoch - done
 
     def fit(self) -> None:
         if "train" not in self.datasets:
@@ -179,6 +259,11 @@ class TemplateIterator:
         steps_per_epoch = len(sampler)
         total = self.total_steps(steps_per_epoch)
         self._write_status("running")
+        if dist.is_main_process():
+            ckpt.remove_stale_temporaries(self.checkpoint_dir)
+            self.logger.forget_after(self.global_step)
+        for module in self.modules():
+            dist.broadcast_module_(module)
         bar = tqdm(total=total, initial=self.global_step, desc="train", disable=not dist.is_main_process(),
                    dynamic_ncols=True)
         last_saved = last_evaluated = None
@@ -192,7 +277,7 @@ class TemplateIterator:
                     bar.update(1)
                     if self.config.get("ckpt_freq") and self.global_step % int(self.config["ckpt_freq"]) == 0:
                         last_saved = self.save_checkpoint()
-                    if self.global_step >= total or self._stop_requested:
+                    if self.global_step >= total or self.stop_requested():
                         break
                 if self.batch_in_epoch >= steps_per_epoch:
                     self.epoch += 1
@@ -218,34 +303,56 @@ class TemplateIterator:
     def run_step(self, batch: Mapping) -> None:
         batch = self.to_device(batch)
         ops = self.step_op(self.model, **batch)
+        skipped_before = self._skipped_in_a_row
         result = ops["train_op"]()
         self.global_step += 1
         self.batch_in_epoch += 1
-        self.check_finite(result, "train_op")
+        if self._skipped_in_a_row > skipped_before:
+            self.note_skipped_step()
+        else:
+            self._skipped_in_a_row = 0
+            self.check_finite(dist.average_scalars(_scalars_of(result)), "train_op")
         log_freq = int(self.config.get("log_freq", 100))
         if "log_op" in ops and (self.global_step % log_freq == 0 or self.global_step == 1):
             self.log(ops["log_op"]() or {})
         for hook in self.hooks:
             getattr(hook, "after_step", lambda it: None)(self)
 
-    def check_finite(self, value, where: str) -> None:
-        for name, number in _scalars_of(value).items():
+    def check_finite(self, scalars: Mapping[str, float], where: str) -> None:
+        for name, number in scalars.items():
             if not math.isfinite(number):
-                last = ckpt.latest_checkpoint(self.checkpoint_dir)
-                kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
-                self._write_status("failed", reason=f"{where} {name} = {number}")
-                raise NonFiniteLossError(
-                    f"{where} returned {name} = {number} at step {self.global_step}; training stopped and this "
-                    f"state was not saved ({kept}). Lower the learning rate or check the inputs, then resume with "
-                    f"`edflow -p {self.root} -t`.")
+                self.stop_on_non_finite(f"{where} returned {name} = {number} at step {self.global_step}")
+
+    def note_skipped_step(self) -> None:
+        self.skipped_steps += 1
+        tqdm.write(f"step {self.global_step}: non-finite loss, batch skipped (nan_policy: skip; "
+                   f"{self.skipped_steps} skipped so far)", file=sys.stderr)
+        if self._skipped_in_a_row > MAX_SKIPPED_IN_A_ROW:
+            self.stop_on_non_finite(f"{self._skipped_in_a_row} batches in a row up to step {self.global_step} had "
+                                    f"a non-finite loss")
+
+    def stop_on_non_finite(self, what: str) -> None:
+        last = ckpt.latest_checkpoint(self.checkpoint_dir)
+        kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
+        self._write_status("failed", reason=what)
+        raise NonFiniteLossError(
+            f"{what}; training stopped and this state was not saved ({kept}). Lower the learning rate, check the "
+            f"inputs, or set nan_policy: skip, then resume with `edflow -p {self.root} -t`.")
 
     def log(self, logs: Mapping) -> None:
-        scalars = logs.get("scalars", {})
-        self.check_finite(scalars, "log_op")
+        scalars = dist.average_scalars(_scalars_of(logs.get("scalars", {})))
+        if self.nan_policy == "stop":
+            self.check_finite(scalars, "log_op")
         self.logger.scalars({f"train/{k}": v for k, v in scalars.items()}, self.global_step, epoch=self.epoch)
         folder = os.path.join(self.root, "train", "log_op")
         self.logger.images(logs.get("images", {}), self.global_step, folder)
         self.logger.figures(logs.get("figures", {}), self.global_step, folder)
+
+    def stop_requested(self) -> bool:
+        """A signal seen by any rank stops every rank at the same step."""
+        if dist.world_size() > 1:
+            self._stop_requested = dist.any_rank(self._stop_requested)
+        return self._stop_requested
 
     # --- evaluation ----------------------------------------------------------------------------------------
     def eval_splits(self) -> list[str]:
@@ -258,6 +365,7 @@ class TemplateIterator:
         its training."""
         results = {}
         saved_rng = ckpt.rng_state()
+        self.synchronise_buffers()
         try:
             for split in self.eval_splits():
                 results.update(self.evaluate(split))
@@ -272,24 +380,22 @@ class TemplateIterator:
     def collect_outputs(self, split: str) -> tuple[dict, dict]:
         """Per-example outputs of eval_op (arrays with a batch axis) and the batch means of its 0-d outputs."""
         loader = self.make_loader(self.datasets[split], train=False)
-        limit = self.config.get("eval_max_batches")
         self.model.eval()
         rows: dict[str, list] = {}
         means: dict[str, list] = {}
+        sizes: list[int] = []
         with torch.no_grad():
-            for b, batch in enumerate(tqdm(loader, desc=f"eval {split}", leave=False,
-                                           disable=not dist.is_main_process())):
-                if limit is not None and b >= int(limit):
-                    break
+            for batch in tqdm(loader, desc=f"eval {split}", leave=False, disable=not dist.is_main_process()):
+                sizes.append(_batch_length(batch))
                 outputs = self.step_op(self.model, **self.to_device(batch)).get("eval_op", lambda: {})() or {}
                 for key, value in _flatten_outputs(outputs).items():
                     array = _to_numpy(value)
                     (means if array.ndim == 0 else rows).setdefault(key, []).append(array)
         self.model.train()
-        gathered = dist.all_gather_objects((rows, means))
-        rows = {k: np.concatenate([a for r, _ in gathered for a in r[k]]) for k in rows}
-        means = {k: float(np.mean([a for _, m in gathered for a in m[k]])) for k in means}
-        return rows, means
+        positions = loader.batch_sampler.order()[:sum(sizes)].numpy() if loader.batch_sampler is not None \
+            else loader.sampler.order()[:sum(sizes)].numpy()
+        gathered = dist.all_gather_objects((rows, means, sizes, positions))
+        return _merge_rank_outputs(gathered)
 
     def evaluate(self, split: str) -> dict:
         rows, means = self.collect_outputs(split)
@@ -322,9 +428,7 @@ class TemplateIterator:
             raise KeyError(f"model_selection/metric {metric!r} is not among the evaluation results "
                            f"{sorted(results)}; pick one of them")
         if self.best and checkpoint_path and self.best["step"] == ckpt.checkpoint_step(checkpoint_path):
-            best_path = os.path.join(self.checkpoint_dir, "best.ckpt")
-            shutil.copyfile(checkpoint_path, best_path + ".tmp")
-            os.replace(best_path + ".tmp", best_path)
+            ckpt.copy(checkpoint_path, os.path.join(self.checkpoint_dir, "best.ckpt"))
             dump_yaml(to_plain(self.best), os.path.join(self.root, "train", "best.yaml"))
 
     # --- bookkeeping ---------------------------------------------------------------------------------------
@@ -379,6 +483,32 @@ def _scalars_of(value) -> dict[str, float]:
     if torch.is_tensor(value) and value.numel() == 1 or isinstance(value, (float, int, np.floating)):
         return {"loss": to_float(value)}
     return {}
+
+
+def _batch_length(batch: Mapping) -> int:
+    for value in batch.values():
+        if torch.is_tensor(value) or isinstance(value, np.ndarray):
+            if value.ndim:
+                return len(value)
+        elif isinstance(value, (list, tuple)):
+            return len(value)
+    raise ValueError("a batch needs at least one tensor, array or list with a batch axis")
+
+
+def _merge_rank_outputs(gathered: list) -> tuple[dict, dict]:
+    """Per-example rows back in dataset order, and 0-d outputs as means weighted by batch size, so evaluating on
+    N ranks gives the numbers of one process."""
+    order = np.argsort(np.concatenate([p for *_, p in gathered]), kind="stable")
+    rows = {}
+    for key in dict.fromkeys(k for r, *_ in gathered for k in r):
+        array = np.concatenate([a for r, *_ in gathered for a in r.get(key, [])])
+        rows[key] = array[order] if len(array) == len(order) else array
+    means = {}
+    for key in dict.fromkeys(k for _, m, *_ in gathered for k in m):
+        values = [v for _, m, *_ in gathered for v in m.get(key, [])]
+        weights = [n for _, m, s, _ in gathered for n in s[:len(m.get(key, []))]]
+        means[key] = float(np.average(values, weights=weights))
+    return rows, means
 
 
 def _flatten_outputs(outputs: Mapping, prefix: str = "") -> dict:

@@ -76,7 +76,8 @@ def read_attribute_file(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
         names = lines[1].split()
     except (IndexError, ValueError) as error:
         raise CorruptDataError(f"{path} should start with the number of images and a line of attribute names; "
-                               f"it starts with {lines[:2]!r}") from error
+                               f"it starts with {lines[:2]!r}: replace it with the original {ATTRIBUTE_FILE}") \
+            from error
     rows = data_rows(lines[2:])
     if len(rows) != count:
         raise CorruptDataError(f"{path} announces {count} images but lists {len(rows)}: the file is truncated or "
@@ -106,7 +107,8 @@ def read_partition_file(path: Path) -> dict[str, int]:
         if not fields:
             continue
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-            raise CorruptDataError(f"{path}, line {number}: expected a file name and a split 0/1/2, got {line!r}")
+            raise CorruptDataError(f"{path}, line {number}: expected a file name and a split 0/1/2, got {line!r}; "
+                                   f"replace it with the original {PARTITION_FILE}")
         partition[fields[0]] = int(fields[1])
     return partition
 

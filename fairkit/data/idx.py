@@ -43,7 +43,8 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
     path = Path(path)
     raw = read_file_bytes(path)
     if len(raw) < 4:
-        raise CorruptDataError(f"{path} is truncated: it holds {len(raw)} bytes, not even an IDX header")
+        raise CorruptDataError(f"{path} is truncated: it holds {len(raw)} bytes, not even an IDX header; delete it "
+                               f"and provide the file again")
     magic = int.from_bytes(raw[:4], "big")
     if raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         raise CorruptDataError(f"{path} is not an IDX file (magic number {magic:#010x}); expected MNIST-style "

@@ -6,10 +6,8 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
-import torch.distributed as torch_dist
 
 from edflow import TemplateIterator
-from edflow import distributed as dist
 from edflow.config import ConfigError
 
 ADAM_BETAS = (0.5, 0.9)
@@ -28,17 +26,6 @@ def decay_factor(step: int, decay_start: int, num_steps: int) -> float:
     if num_steps <= decay_start:
         return 1.0
     return 1.0 - min(max((step - decay_start) / (num_steps - decay_start), 0.0), 1.0)
-
-
-def average_gradients(optimizer: torch.optim.Optimizer) -> None:
-    """Mean of the gradients over all processes (a no-op on one)."""
-    if dist.world_size() == 1:
-        return
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if p.grad is not None:
-                torch_dist.all_reduce(p.grad)
-                p.grad /= dist.world_size()
 
 
 def to_device(value, device: torch.device):
@@ -77,16 +64,6 @@ class Iterator(TemplateIterator):
             for group in optimizer.param_groups:
                 group["lr"] = factor * self.learning_rate * self.lr_factors.get(id(optimizer), 1.0)
         return factor * self.learning_rate
-
-    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, retain_graph: bool = False) -> None:
-        """The runner's step with gradients averaged over processes in between. By hand rather than through DDP's
-        wrapper: the AE's discriminator is used frozen (generator pass) and trained within one step, and the
-        adaptive weight takes extra gradients, which the wrapper does not allow."""
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward(retain_graph=retain_graph)
-        average_gradients(optimizer)
-        self.scaler.step(optimizer)
-        self.scaler.update()
 
     def to_device(self, batch: Mapping) -> dict:
         return to_device(batch, self.device)
