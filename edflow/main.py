@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import os
 import random
 import sys
@@ -79,15 +80,22 @@ def check_class_paths(config: Mapping) -> None:
 
 
 def run_root(args, config: Mapping) -> str:
+    """A new folder ``<log root>/<timestamp>_<name>``, created here so that two runs started within one second,
+    even by two processes at once, never share one."""
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
     name = args.name or config.get("experiment_name") or (
         os.path.splitext(os.path.basename(args.base[-1]))[0] if args.base else "run")
     base = os.path.join(args.log_root, "debug_runs") if args.debug else args.log_root
-    root = os.path.join(base, f"{stamp}_{name}")
-    suffix = 1
-    while os.path.exists(root):  # two runs started within one second
-        root = os.path.join(base, f"{stamp}_{name}_{suffix}")
-        suffix += 1
+    root = None
+    if dist.is_main_process():
+        os.makedirs(base, exist_ok=True)
+        for suffix in itertools.count():
+            root = os.path.join(base, f"{stamp}_{name}" + (f"_{suffix}" if suffix else ""))
+            try:
+                os.mkdir(root)
+                break
+            except FileExistsError:
+                continue
     return dist.broadcast_object(root)
 
 

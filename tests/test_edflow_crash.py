@@ -165,11 +165,16 @@ def test_nan_policy_skip_still_stops_a_run_whose_every_loss_is_non_finite(tmp_pa
         train(tmp_path, "nan_policy=skip", "+Trainer.explode_at=2", "num_epochs=10")
 
 
-def test_two_runs_started_in_the_same_second_get_different_folders(tmp_path):
+def test_runs_started_in_the_same_second_by_several_processes_get_different_folders(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        roots = list(pool.map(new_run_root, [str(tmp_path)] * 8))
+    assert len(set(roots)) == 8 and all(os.path.isdir(root) for root in roots)
+
+
+def new_run_root(log_root):
     from edflow.main import parser, run_root
 
-    args, _ = parser().parse_known_args(["-b", TOY, "--log-root", str(tmp_path)])
-    first = run_root(args, {})
-    os.makedirs(first)
-    second = run_root(args, {})
-    assert first != second and os.path.basename(second).startswith(os.path.basename(first))
+    args, _ = parser().parse_known_args(["-b", TOY, "--log-root", log_root])
+    return run_root(args, {})
