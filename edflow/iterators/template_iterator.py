@@ -241,8 +241,7 @@ class TemplateIterator:
 
     def num_training_steps(self) -> int:
         """How many steps this run will train in all (for learning-rate schedules built in ``__init__``)."""
-        sampler = self.make_loader(self.datasets["train"], train=True)
-        return self.total_steps(len(sampler.batch_sampler if sampler.batch_sampler is not None else sampler.sampler))
+        return self.total_steps(len(epoch_sampler(self.make_loader(self.datasets["train"], train=True))))
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """``num_steps``, or the steps left until ``num_epochs`` counted from where the run stands."""
@@ -255,7 +254,7 @@ class TemplateIterator:
         if "train" not in self.datasets:
             raise ValueError("training needs datasets/train in the config")
         loader = self.make_loader(self.datasets["train"], train=True)
-        sampler = loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
+        sampler = epoch_sampler(loader)
         steps_per_epoch = len(sampler)
         total = self.total_steps(steps_per_epoch)
         self._write_status("running")
@@ -392,8 +391,7 @@ class TemplateIterator:
                     array = _to_numpy(value)
                     (means if array.ndim == 0 else rows).setdefault(key, []).append(array)
         self.model.train()
-        positions = loader.batch_sampler.order()[:sum(sizes)].numpy() if loader.batch_sampler is not None \
-            else loader.sampler.order()[:sum(sizes)].numpy()
+        positions = epoch_sampler(loader).order()[:sum(sizes)].numpy()
         gathered = dist.all_gather_objects((rows, means, sizes, positions))
         return _merge_rank_outputs(gathered)
 
@@ -483,6 +481,11 @@ def _scalars_of(value) -> dict[str, float]:
     if torch.is_tensor(value) and value.numel() == 1 or isinstance(value, (float, int, np.floating)):
         return {"loss": to_float(value)}
     return {}
+
+
+def epoch_sampler(loader):
+    """The loader's EpochBatchSampler (a sampler of whole batches for in-memory datasets)."""
+    return loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
 
 
 def _batch_length(batch: Mapping) -> int:
