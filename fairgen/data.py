@@ -52,7 +52,12 @@ STREAMS = {"train": 1, "ratio_validation": 2, "validation": 3, "test": 4, "attri
 
 
 def data_options(config: Mapping | None) -> dict:
-    options = section(config or {}, "Data", DATA_DEFAULTS)
+    config = dict(config or {})
+    given = config.get("Data")
+    if isinstance(given, Mapping) and isinstance(given.get("setting"), int):
+        # YAML 1.1 reads an unquoted 90_10 as 9010: take the name back before the section's type check
+        config["Data"] = {**given, "setting": amnist.setting_name(given["setting"])}
+    options = section(config, "Data", DATA_DEFAULTS)
     if options["dataset"] not in DATASETS:
         raise ValueError(f"Data/dataset {options['dataset']!r} is not one of {DATASETS}")
     options["setting"] = amnist.setting_name(options["setting"])
