@@ -55,9 +55,14 @@ class CFlow(nn.Module):
         return zero_s(z, self.zs_dims)
 
     @torch.no_grad()
+    def null_code(self, x: torch.Tensor) -> torch.Tensor:
+        """[z_-s, 0] of [-1, 1] images: the code a null-sample is decoded from."""
+        return zero_s(self.encode(x), self.zs_dims)
+
+    @torch.no_grad()
     def null_sample(self, x: torch.Tensor) -> torch.Tensor:
         """clamp(INN^-1([z_-s, 0])): x with the information of z_s removed, in [-1, 1]."""
-        return self.decode(zero_s(self.encode(x), self.zs_dims))
+        return self.decode(self.null_code(x))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:

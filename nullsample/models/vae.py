@@ -102,10 +102,14 @@ class CVAE(nn.Module):
         return to_signed_range(torch.sigmoid(self.decoder(z, s_code)))
 
     @torch.no_grad()
+    def null_code(self, x: torch.Tensor) -> torch.Tensor:
+        """mu(x): the code a null-sample is decoded from."""
+        return self.encoder(x)[0]
+
+    @torch.no_grad()
     def null_sample(self, x: torch.Tensor) -> torch.Tensor:
         """Dec(mu(x), s = 0), in [-1, 1]."""
-        mu, _ = self.encoder(x)
-        return self.decode(mu, torch.zeros(len(x), self.num_s, device=x.device))
+        return self.decode(self.null_code(x), torch.zeros(len(x), self.num_s, device=x.device))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
