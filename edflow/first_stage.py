@@ -2,7 +2,7 @@
 
 Accepted forms::
 
-    first_stage: {run: logs/<folder> | logs/<folder>/configs/train_<ts>.yaml | <run name>, checkpoint: <optional>}
+    first_stage: {run: logs/<folder> | logs/<folder>/configs/train_<ts>.yaml | <run name>, checkpoint: <path> | best}
     first_stage: {checkpoint: <path>, model: iin.models.ae.Model, subconfig: {...} | <yaml path>}   # original IIN form
     first_stage: {classifier: {run: ...}, gan: {run: ...}}                                          # several named stages
 """
@@ -72,6 +72,18 @@ def resolve_run(given: str) -> str:
         f"or set first_stage.run=logs/<its folder>.")
 
 
+def stage_checkpoint(run: str, given: str | None) -> str | None:
+    """``checkpoint:`` as given, ``best`` for the run's model-selection checkpoint, or else its newest good one."""
+    folder = os.path.join(run, "train", "checkpoints")
+    if given == "best":
+        best = os.path.join(folder, "best.ckpt")
+        if not os.path.isfile(best):
+            raise FirstStageError(f"first_stage run {run!r} has no best.ckpt: its config sets no model_selection, "
+                                  f"or no evaluation has finished yet; drop `checkpoint: best` to use the newest")
+        return best
+    return given or ckpt.latest_checkpoint(folder)
+
+
 def resolve_stage(spec: Mapping) -> tuple[dict, str]:
     """The stage's config and checkpoint path, with errors that say what is missing."""
     if "run" in spec:
@@ -79,7 +91,7 @@ def resolve_stage(spec: Mapping) -> tuple[dict, str]:
         run = run_folder_of(given)
         config_path = given if os.path.isfile(given) else latest_config_path(run)
         config = load_yaml(config_path)
-        checkpoint = spec.get("checkpoint") or ckpt.latest_checkpoint(os.path.join(run, "train", "checkpoints"))
+        checkpoint = stage_checkpoint(run, spec.get("checkpoint"))
         if checkpoint is None:
             raise FirstStageError(f"first_stage run {run!r} has no checkpoint under train/checkpoints/; "
                                   f"its training did not save a step yet (finish or resume it with edflow -p {run} -t)")

@@ -150,3 +150,15 @@ def test_sigterm_saves_the_current_step_and_resume_finishes(tmp_path):
     assert saved == status["step"] > 0
 
 
+
+
+def test_first_stage_checkpoint_best_loads_the_model_selection_checkpoint(tmp_path):
+    from edflow.first_stage import load_stage
+
+    root = train(tmp_path / "selected")
+    stage = load_stage({"run": root, "checkpoint": "best"})
+    best = ckpt.load(os.path.join(root, "train", "checkpoints", "best.ckpt"))["state"]["model"]
+    assert all(torch.equal(stage.state_dict()[k], best[k]) for k in best)
+    unselected = train(tmp_path / "unselected", "model_selection=null")
+    with pytest.raises(FirstStageError, match="has no best.ckpt"):
+        load_stage({"run": unselected, "checkpoint": "best"})
