@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import default_collate
 
 from edflow.config import section
-from edflow.data.dataset import DatasetMixin
+from edflow.data.dataset import ConcatenatedDataset, DatasetMixin
 from fairkit.data import attribute_mnist as amnist
 from fairkit.data.celeba import CELEBA_ATTRIBUTES, CelebA
 
@@ -209,47 +209,6 @@ def balanced(options: Mapping, pool: str, size: int, purpose: str):
                              stream_seed(options, purpose), options["image_size"], options["data_root"])
 
 
-class Concatenated(DatasetMixin):
-    """Datasets one after the other, with whole-batch access when every part has it (in-memory data).
-    ``order`` (a permutation) lists the examples in that order instead, e.g. to mix the parts."""
-
-    def __init__(self, *parts, order: np.ndarray | None = None):
-        self.parts = parts
-        self.offsets = np.cumsum([0] + [len(p) for p in parts])
-        self.order = np.arange(self.offsets[-1]) if order is None else np.asarray(order, dtype=np.int64)
-        if sorted(self.order.tolist()) != list(range(self.offsets[-1])):
-            raise ValueError("order must be a permutation of the examples' indices")
-        shared = set.intersection(*(set(p.labels) - {"image"} for p in parts))
-        self.labels = {k: np.concatenate([np.asarray(p.labels[k]) for p in parts])[self.order] for k in sorted(shared)}
-        if all(hasattr(p, "get_batch") for p in parts):
-            self.get_batch = self._get_batch
-
-    def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        indices = self.order[indices]
-        part = np.searchsorted(self.offsets, indices, side="right") - 1
-        return part, indices - self.offsets[part]
-
-    def get_example(self, i: int) -> dict:
-        part, local = self.locate(np.array([i]))
-        example = self.parts[int(part[0])][int(local[0])]
-        example["index_"] = i
-        return example
-
-    def _get_batch(self, indices) -> dict:
-        indices = np.asarray(indices, dtype=np.int64)
-        part, local = self.locate(indices)
-        batches = [(np.flatnonzero(part == p), self.parts[p].get_batch(local[part == p]))
-                   for p in range(len(self.parts)) if np.any(part == p)]
-        order = np.argsort(np.concatenate([positions for positions, _ in batches]), kind="stable")
-        keys = set.intersection(*(set(b) for _, b in batches)) - {"index_"}
-        batch = {k: torch.cat([torch.as_tensor(b[k]) for _, b in batches])[torch.as_tensor(order)] for k in keys}
-        batch["index_"] = torch.as_tensor(indices)
-        return batch
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-
 def fetch_batch(dataset, indices: np.ndarray) -> dict:
     """A batch of ``dataset``: whole-batch indexing when it has ``get_batch``, else examples collated."""
     if hasattr(dataset, "get_batch"):
@@ -286,10 +245,10 @@ class ClassBalancedPairs(DatasetMixin):
 
 # --- config classes ---------------------------------------------------------------------------------------------
 
-def GANTrain(config: Mapping | None = None) -> Concatenated:
+def GANTrain(config: Mapping | None = None) -> ConcatenatedDataset:
     """Reference examples, then biased ones: what the GAN trains on (index i is the same example for every stage)."""
     biased, reference = biased_and_reference(data_options(config))
-    return Concatenated(reference, biased)
+    return ConcatenatedDataset(reference, biased)
 
 
 def RatioTrain(config: Mapping | None = None) -> ClassBalancedPairs:
@@ -298,7 +257,7 @@ def RatioTrain(config: Mapping | None = None) -> ClassBalancedPairs:
     return ClassBalancedPairs(biased, reference)
 
 
-def RatioValidation(config: Mapping | None = None) -> Concatenated:
+def RatioValidation(config: Mapping | None = None) -> ConcatenatedDataset:
     """Held-out biased and reference examples, ``eval_size`` of each (the reference balanced over the groups), so
     that the classifier's p(reference | x) is calibrated at the 50/50 prior it was trained at; in a seeded mixed
     order, so that any prefix (``eval_max_batches``) holds both."""
@@ -306,7 +265,7 @@ def RatioValidation(config: Mapping | None = None) -> Concatenated:
     biased, reference = biased_and_reference(options, "validation", perc=1.0, size=options["eval_size"],
                                              balanced_size=options["eval_size"], purpose="ratio_validation")
     order = np.random.default_rng(stream_seed(options, "ratio_validation")).permutation(len(biased) + len(reference))
-    return Concatenated(reference, biased, order=order)
+    return ConcatenatedDataset(reference, biased, order=order)
 
 
 def BalancedValidation(config: Mapping | None = None):

@@ -22,9 +22,8 @@ import numpy as np
 import torch
 
 from edflow.config import ConfigError, section
-from edflow.data.dataset import ArrayDataset, DatasetMixin
+from edflow.data.dataset import ArrayDataset, ConcatenatedDataset, DatasetMixin
 from edflow.first_stage import is_single_stage, resolve_run, run_folder_of
-from fairgen.data import Concatenated
 from fairkit.data import attribute_mnist as amnist
 from fairkit.data.celeba import CELEBA_ATTRIBUTES, CelebA
 
@@ -209,12 +208,12 @@ def load_synthetic(path: str, options: Mapping, sources: Sequence[str] | None = 
     return SyntheticImages(arrays["image"][keep], labels)
 
 
-def AugmentedTrain(config: Mapping | None = None) -> Concatenated:
+def AugmentedTrain(config: Mapping | None = None) -> ConcatenatedDataset:
     """The real training images followed by the synthetic stage's images (``Augment`` section)."""
     options = data_options(config)
     augment = section(config or {}, "Augment", AUGMENT_DEFAULTS)
     synthetic = load_synthetic(synthetic_file(config or {}, augment["stage"]), options, augment["sources"])
-    return Concatenated(real_split(options, "train"), synthetic)
+    return ConcatenatedDataset(real_split(options, "train"), synthetic)
 
 
 class LatentIndices(ArrayDataset):

@@ -91,10 +91,10 @@ def test_celeba_split_follows_the_papers_construction(celeba_root):
     np.testing.assert_array_equal(group, male)
     assert np.bincount(group[reference == 1]).tolist() == [4, 4]   # 16 / 2 * 0.5 per gender
     assert np.bincount(group[reference == 0]).tolist() == [18, 2]  # 90 / 10 of 20
-    chosen = union.parts[0].indices.tolist() + union.parts[1].indices.tolist()
+    chosen = union.datasets[0].indices.tolist() + union.datasets[1].indices.tolist()
     assert len(set(chosen)) == len(chosen)
-    assert all(part.faces.split == "train" for part in union.parts)
-    assert (fixture.partition[[int(f[:6]) - 1 for f in union.parts[0].faces.filenames]] == 0).all()
+    assert all(part.faces.split == "train" for part in union.datasets)
+    assert (fixture.partition[[int(f[:6]) - 1 for f in union.datasets[0].faces.filenames]] == 0).all()
     example = union[0]
     assert example["image"].shape == (3, 32, 32) and example["reference"] == 1
     batch = fd.fetch_batch(union, np.array([0, 25]))

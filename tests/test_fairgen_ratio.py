@@ -9,9 +9,9 @@ import pytest
 import torch
 from sklearn.calibration import calibration_curve
 
-from edflow.data.dataset import ArrayDataset
+from edflow.data.dataset import ArrayDataset, ConcatenatedDataset
 from fairgen.callbacks import reliability_curve
-from fairgen.data import ClassBalancedPairs, Concatenated
+from fairgen.data import ClassBalancedPairs
 from fairgen.losses import density_ratio, ratio_classifier_loss
 
 N_BIASED, N_REFERENCE = 4000, 1000
@@ -53,7 +53,7 @@ def test_class_balanced_training_recovers_the_true_density_ratio():
 
 
 def test_training_on_the_unbalanced_union_is_off_by_the_class_prior():
-    model = fit_logistic(Concatenated(*gaussian_parts()))
+    model = fit_logistic(ConcatenatedDataset(*gaussian_parts()))
     assert model.bias.item() == pytest.approx(-0.5 + np.log(N_REFERENCE / N_BIASED), abs=0.15)
 
 

@@ -66,21 +66,47 @@ class SubDataset(DatasetMixin):
 
 
 class ConcatenatedDataset(DatasetMixin):
-    """Datasets one after the other; labels are concatenated where every part has them."""
+    """Datasets one after the other, or in ``order`` (a permutation of all their examples, e.g. to mix the parts).
 
-    def __init__(self, *datasets: DatasetMixin):
+    Labels are concatenated where every part has them (images excepted: labels are per-example metadata, and a copy
+    of every image would double the memory). When every part has ``get_batch`` (in-memory data), so does this."""
+
+    def __init__(self, *datasets: DatasetMixin, order: np.ndarray | None = None):
         if not datasets:
             raise ValueError("ConcatenatedDataset needs at least one dataset")
         self.datasets = datasets
         self.offsets = np.cumsum([0] + [len(d) for d in datasets])
-        shared = set.intersection(*(set(d.labels) for d in datasets))
-        self.labels = {k: np.concatenate([np.asarray(d.labels[k]) for d in datasets]) for k in sorted(shared)}
+        self.order = np.arange(self.offsets[-1]) if order is None else np.asarray(order, dtype=np.int64)
+        if len(self.order) != self.offsets[-1] or set(self.order.tolist()) != set(range(self.offsets[-1])):
+            raise ValueError(f"order must be a permutation of the {self.offsets[-1]} examples' indices")
+        shared = set.intersection(*(set(d.labels) - {"image"} for d in datasets))
+        self.labels = {k: np.concatenate([np.asarray(d.labels[k]) for d in datasets])[self.order]
+                       for k in sorted(shared)}
+        if all(hasattr(d, "get_batch") for d in datasets):
+            self.get_batch = self._get_batch
+
+    def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The part and the index within it of each of ``indices``."""
+        indices = self.order[indices]
+        part = np.searchsorted(self.offsets, indices, side="right") - 1
+        return part, indices - self.offsets[part]
 
     def get_example(self, i):
-        part = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        example = self.datasets[part][i - int(self.offsets[part])]
+        part, local = self.locate(np.array([i]))
+        example = self.datasets[int(part[0])][int(local[0])]
         example["index_"] = i
         return example
+
+    def _get_batch(self, indices) -> dict:
+        indices = np.asarray(indices, dtype=np.int64)
+        part, local = self.locate(indices)
+        batches = [(np.flatnonzero(part == p), self.datasets[p].get_batch(local[part == p]))
+                   for p in range(len(self.datasets)) if np.any(part == p)]
+        order = torch.as_tensor(np.argsort(np.concatenate([positions for positions, _ in batches]), kind="stable"))
+        keys = set.intersection(*(set(b) for _, b in batches)) - {"index_"}
+        batch = {k: torch.cat([torch.as_tensor(b[k]) for _, b in batches])[order] for k in keys}
+        batch["index_"] = torch.as_tensor(indices)
+        return batch
 
     def __len__(self):
         return int(self.offsets[-1])
