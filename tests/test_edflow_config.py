@@ -79,3 +79,23 @@ def test_array_dataset_examples_and_batches_agree():
     assert [int(sub[i]["y"]) for i in range(2)] == [3, 0] and sub.labels["y"].tolist() == [3, 0]
     both = ConcatenatedDataset(data, sub)
     assert len(both) == 7 and int(both[6]["y"]) == 0 and both.labels["y"].tolist() == [0, 1, 2, 3, 4, 3, 0]
+
+
+def test_concatenated_dataset_in_an_order_gives_the_same_examples_one_by_one_and_in_batches():
+    import numpy as np
+    import pytest
+    import torch
+
+    from edflow.data.dataset import ArrayDataset, ConcatenatedDataset
+
+    first = ArrayDataset({"image": torch.zeros(3, 1, 2, 2), "y": torch.tensor([0, 1, 2])})
+    second = ArrayDataset({"image": torch.ones(2, 1, 2, 2), "y": torch.tensor([10, 11])})
+    order = np.array([4, 0, 3, 1, 2])
+    both = ConcatenatedDataset(first, second, order=order)
+    assert both.labels["y"].tolist() == [11, 0, 10, 1, 2] and "image" not in both.labels
+    batch = both.get_batch([2, 0, 1])
+    assert batch["y"].tolist() == [10, 11, 0] and batch["index_"].tolist() == [2, 0, 1]
+    assert batch["image"][:, 0, 0, 0].tolist() == [1.0, 1.0, 0.0]
+    assert [int(both[i]["y"]) for i in range(5)] == both.labels["y"].tolist()
+    with pytest.raises(ValueError, match="permutation"):
+        ConcatenatedDataset(first, second, order=[0, 0, 1, 2, 3])
