@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 
 import pytest
@@ -29,3 +30,18 @@ def mnist_available():
         load_mnist("test", download=False)
     except DatasetNotFoundError as error:
         pytest.skip(f"MNIST not available: {error}")
+
+
+@pytest.fixture(scope="module")
+def celeba(tmp_path_factory):
+    """A small CelebA folder in the official layout, written once per test module."""
+    from fairkit.data.fixtures import write_celeba
+
+    return write_celeba(tmp_path_factory.mktemp("celeba"), n=12, seed=1)
+
+
+@pytest.fixture
+def celeba_copy(celeba, tmp_path):
+    """A copy of that folder a test may damage."""
+    shutil.copytree(celeba.root, tmp_path / "celeba")
+    return tmp_path / "celeba"

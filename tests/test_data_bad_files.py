@@ -1,12 +1,11 @@
 """Truncated, corrupt and missing data files end in errors that name the file and say how to fix it."""
 import gzip
-import shutil
 
 import numpy as np
 import pytest
 
 from fairkit.data import CelebA, CorruptDataError, DatasetNotFoundError, load_mnist, read_idx, write_idx
-from fairkit.data.fixtures import write_celeba, write_mnist_idx
+from fairkit.data.fixtures import write_mnist_idx
 
 IMAGES = np.arange(2 * 5 * 5, dtype=np.uint8).reshape(2, 5, 5)  # an IDX file of 4 + 3 * 4 + 50 = 66 bytes
 
@@ -59,25 +58,14 @@ def test_corrupt_gzip_in_an_mnist_folder_is_named_by_the_loader(tmp_path):
 
 
 # ---------------------------------------------------------------- CelebA
-@pytest.fixture(scope="module")
-def celeba_source(tmp_path_factory):
-    return write_celeba(tmp_path_factory.mktemp("celeba"), n=6, seed=2)
-
-
-@pytest.fixture
-def celeba(celeba_source, tmp_path):
-    shutil.copytree(celeba_source.root, tmp_path / "celeba")
-    return tmp_path / "celeba"
-
-
 @pytest.mark.parametrize("missing", ["list_attr_celeba.txt", "list_eval_partition.txt"])
-def test_celeba_without_its_label_files_names_them_and_the_layout(celeba, missing):
-    (celeba / missing).unlink()
+def test_celeba_without_its_label_files_names_them_and_the_layout(celeba_copy, missing):
+    (celeba_copy / missing).unlink()
     with pytest.raises(DatasetNotFoundError) as error:
-        CelebA("train", root=celeba)
+        CelebA("train", root=celeba_copy)
     first_line = str(error.value).splitlines()[0]
-    assert first_line == f"CelebA is missing or incomplete in {celeba}: missing {missing}."
-    assert f"{celeba}/{missing}" in str(error.value) and "Pass root=" in str(error.value)
+    assert first_line == f"CelebA is missing or incomplete in {celeba_copy}: missing {missing}."
+    assert f"{celeba_copy}/{missing}" in str(error.value) and "Pass root=" in str(error.value)
 
 
 @pytest.mark.parametrize("file, content, message", [
@@ -87,16 +75,16 @@ def test_celeba_without_its_label_files_names_them_and_the_layout(celeba, missin
     ("list_eval_partition.txt", "000001.jpg 0\n000002.jpg train\n",
      r"list_eval_partition\.txt, line 2: expected a file name and a split 0/1/2, got '000002\.jpg train'; replace"),
 ])
-def test_celeba_label_files_that_cannot_be_read(celeba, file, content, message):
-    (celeba / file).write_text(content)
+def test_celeba_label_files_that_cannot_be_read(celeba_copy, file, content, message):
+    (celeba_copy / file).write_text(content)
     with pytest.raises(CorruptDataError, match=message):
-        CelebA("train", root=celeba)
+        CelebA("train", root=celeba_copy)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a jpeg at all", b"\xff\xd8\xff\xe0" + b"\0" * 40])
-def test_celeba_image_that_is_not_an_image_is_named_when_read(celeba, content):
-    (celeba / "img_align_celeba" / "000001.jpg").write_bytes(content)
-    data = CelebA("train", root=celeba)  # labels load; images are decoded one at a time
+def test_celeba_image_that_is_not_an_image_is_named_when_read(celeba_copy, content):
+    (celeba_copy / "img_align_celeba" / "000001.jpg").write_bytes(content)
+    data = CelebA("train", root=celeba_copy)  # labels load; images are decoded one at a time
     assert data[1]["image"].shape == (3, 64, 64)
     with pytest.raises(CorruptDataError, match=r"img_align_celeba/000001\.jpg could not be decoded .* replace it "
                                                r"from img_align_celeba\.zip"):

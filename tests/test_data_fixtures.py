@@ -15,20 +15,11 @@ import fairkit.data.mnist as mnist_module
 from fairkit.data import (CELEBA_ATTRIBUTES, CIFAR10, DATASETS, MNIST, CelebA, CorruptDataError, DatasetNotFoundError,
                           FashionMNIST, find_idx_files, load_cifar10, load_fashion_mnist, load_mnist, read_idx,
                           write_idx)
-from fairkit.data.fixtures import write_celeba, write_cifar10, write_mnist_idx
+from fairkit.data.fixtures import write_cifar10, write_mnist_idx
 from fairkit.data.images import UInt8ImageDataset
 
 
 # ---------------------------------------------------------------- CelebA
-@pytest.fixture(scope="module")
-def celeba(tmp_path_factory):
-    return write_celeba(tmp_path_factory.mktemp("celeba"), n=12, seed=1)
-
-
-@pytest.fixture
-def celeba_copy(celeba, tmp_path):
-    shutil.copytree(celeba.root, tmp_path / "celeba")
-    return tmp_path / "celeba"
 
 
 @pytest.mark.parametrize("split, code", [("train", 0), ("valid", 1), ("test", 2)])
