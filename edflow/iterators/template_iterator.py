@@ -118,6 +118,8 @@ class TemplateIterator:
     def average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
         """What DDP does for the parameters of modules that ``wrap_ddp`` did not wrap, so any model trains
         data-parallel: G and D of a GAN, or a model whose parts a step op calls one by one."""
+        if dist.world_size() == 1:
+            return
         dist.average_([p.grad for group in optimizer.param_groups for p in group["params"]
                        if p.grad is not None and id(p) not in self._ddp_parameters])
 
