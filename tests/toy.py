@@ -73,14 +73,12 @@ class Trainer(TemplateIterator):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options["lr"])
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=5, gamma=0.5)
         self.losses = []
-        self.dtypes = set()
         self.trained_model = self.wrap_ddp(self.model)  # the model itself unless run under torchrun
 
     def step_op(self, model, x, y, **batch):
         def train_op():
             with self.autocast():
                 prediction = self.trained_model(x)
-            self.dtypes.add(prediction.dtype)
             loss = F.mse_loss(prediction.float(), y)
             step = self.get_global_step()
             if self.explode_at is not None and step >= self.explode_at or step in self.explode_steps:
