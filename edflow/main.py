@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         return report_main(argv[1:])
     try:
         run(argv)
+        # gloo aborts the process if a peer tears its connections down while collectives are still in flight
+        dist.barrier()
     except (ConfigError, FirstStageError, ckpt.CheckpointError, DataError) as error:
         # the user's to fix: one line, no traceback
         print(f"edflow: error: {error}", file=sys.stderr)
