@@ -162,7 +162,7 @@ class ArrayDataset(DatasetMixin):
         return {k: (v.numpy() if torch.is_tensor(v) else v) for k, v in example.items()}
 
     def get_batch(self, indices) -> dict:
-        index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        index = torch.as_tensor(np.ascontiguousarray(indices), dtype=torch.long)
         batch = self.process_batch({k: v[index] for k, v in self.arrays.items()})
         batch.setdefault("index_", index)
         return batch
