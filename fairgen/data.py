@@ -39,6 +39,7 @@ DATA_DEFAULTS = {
     "balanced_size": None,     # default: size (the paper's halves are equally large)
     "bias_attributes": None,   # default: attrmnist colour (multi: colour, digit_group); celeba Male (multi: Black_Hair, Male)
     "image_size": 32,
+    "colour_spread": 0.0,      # attrmnist: inks spread from the pure colours towards each other (see attribute_mnist)
     "eval_size": 2000,         # examples of each balanced evaluation set and of each ratio validation part
     "attribute_train_size": 10000,  # training examples of the attribute classifier (celeba: null = all)
     "seed": 0,                 # fixes which examples are drawn (not the model's seed)
@@ -197,7 +198,7 @@ def biased_and_reference(options: Mapping, pool: str = "train", perc: float | No
         return celeba_biased_and_reference(options, pool, perc, size, balanced_size, purpose)
     return amnist.make_biased_and_reference(options["setting"], perc, size, balanced_size, bias_attributes(options),
                                             pool, stream_seed(options, purpose), options["image_size"],
-                                            options["data_root"])
+                                            options["data_root"], float(options["colour_spread"]))
 
 
 def balanced(options: Mapping, pool: str, size: int, purpose: str):
@@ -206,7 +207,8 @@ def balanced(options: Mapping, pool: str, size: int, purpose: str):
         return celeba_balanced(options, pool, size, purpose)
     cells = amnist.group_cells(bias_attributes(options))
     return amnist.make_cells(cells, amnist.split_counts(size, [1.0] * len(cells)), pool,
-                             stream_seed(options, purpose), options["image_size"], options["data_root"])
+                             stream_seed(options, purpose), options["image_size"], options["data_root"],
+                             float(options["colour_spread"]))
 
 
 def fetch_batch(dataset, indices: np.ndarray) -> dict:

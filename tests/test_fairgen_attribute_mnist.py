@@ -67,6 +67,31 @@ def test_images_are_the_mnist_digits_drawn_in_their_colour(mnist_train):
     assert (green[~is_red].sum((1, 2)) > red[~is_red].sum((1, 2))).all()
 
 
+@pytest.mark.parametrize("spread", [0.5, 0.9])
+def test_colour_spread_mixes_each_ink_within_its_colours_half_and_keeps_it(mnist_train, spread):
+    biased, _ = am.make_biased_and_reference("80_20", size=600, seed=2, colour_spread=spread)
+    indices = np.arange(0, 600, 3)
+    batch = biased.get_batch(indices)
+    images, colours = batch["image"], batch["attributes"][:, 0]
+    grey, _ = mnist_train
+    ink = torch.as_tensor(grey[batch["mnist_index"].numpy()]).float() / 255.0
+    # recover u per image from the brightest ink pixel: image = ink ((1 - u) green + u red) 2 - 1
+    brightest = ink.flatten(1).argmax(1)
+    pixel = images[:, :, 2:30, 2:30].flatten(2)[torch.arange(len(indices)), :, brightest]  # (B, 3)
+    rgb = (pixel + 1) / 2 / ink.flatten(1).max(1).values[:, None]
+    green, red = am.INK_COLOURS
+    u = ((rgb - green) @ (red - green)) / ((red - green) @ (red - green))
+    torch.testing.assert_close(rgb, (1 - u[:, None]) * green + u[:, None] * red, atol=1e-5, rtol=0)
+    assert (u[colours == 0] >= -1e-5).all() and (u[colours == 0] <= spread / 2 + 1e-5).all()
+    assert (u[colours == 1] >= 1 - spread / 2 - 1e-5).all() and (u[colours == 1] <= 1 + 1e-5).all()
+    assert u[colours == 0].std() > spread / 10  # spread over the range, not one ink
+    torch.testing.assert_close(biased.get_batch(indices[::-1])["image"], images.flip(0))  # a digit keeps its ink
+    plain, _ = am.make_biased_and_reference("80_20", size=600, seed=2)
+    assert not torch.equal(plain.get_batch(indices)["image"], images)
+    with pytest.raises(ValueError, match="colour_spread"):
+        am.make_biased_and_reference("80_20", size=600, colour_spread=1.0)
+
+
 @pytest.mark.parametrize("correlation", [0.0, 0.6, -0.8])
 def test_correlated_set_has_balanced_attributes_with_the_given_correlation(correlation):
     data = am.make_correlated("train", size=4000, target="digit_group", protected="colour", correlation=correlation)

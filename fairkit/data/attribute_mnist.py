@@ -11,6 +11,11 @@ A CPU-scale stand-in for CelebA experiments that keeps their designs:
 Attributes (label ``"attributes"``, int64 (N, 2), columns in :data:`ATTRIBUTES` order):
 
 - ``colour``: 0 = the digit is drawn green, 1 = red. The builders assign it, so any proportion is possible.
+  With ``colour_spread`` s > 0 the ink is a per-digit mix ``(1 - u) green + u red``, u in [0, s/2] for green
+  digits and in [1 - s/2, 1] for red ones: the two colours then lie at the ends of a continuum that the data
+  covers, instead of being two isolated points. (A GAN trained on two isolated inks can get stuck on one of them:
+  its discriminator rates the untrained-on mixtures in between lower than either, so no small step towards the
+  other colour pays off.)
 - ``digit_group``: 0 = digits 0-4, 1 = digits 5-9. Given by the digit (MNIST has about 49% of 5-9).
 
 Examples: ``{"image": float32 (3, size, size) in [-1, 1], "attributes": (2,) int64, "class": digit int64,
@@ -123,27 +128,48 @@ def draw_cells(digits: np.ndarray, cells: Sequence[Mapping[str, int]], counts: S
     return drawn
 
 
-def colourise(grey: torch.Tensor, colours: torch.Tensor, size: int = PAD_SIZE) -> torch.Tensor:
+def red_share_of_ink(colours: torch.Tensor, keys: torch.Tensor, spread: float) -> torch.Tensor:
+    """u of the ink ``(1 - u) green + u red`` of each digit: 0 / 1 for ``spread`` 0, else spread over
+    [0, spread / 2] (green) or [1 - spread / 2, 1] (red) by a fixed function of ``keys`` (e.g. the MNIST index),
+    so a digit keeps its ink across epochs and runs."""
+    if not 0.0 <= spread < 1.0:
+        raise ValueError(f"colour_spread must lie in [0, 1) so that green and red inks stay apart, got {spread}")
+    jitter = torch.frac(keys.double() * 0.6180339887498949).float()  # golden-ratio sequence: even, deterministic
+    offset = jitter * (spread / 2.0)
+    return torch.where(colours.bool(), 1.0 - offset, offset)
+
+
+def colourise(grey: torch.Tensor, colours: torch.Tensor, size: int = PAD_SIZE,
+              red_share: torch.Tensor | None = None) -> torch.Tensor:
     """Grey uint8 digits (B, 28, 28) drawn in their colours on black: float32 (B, 3, size, size) in [-1, 1].
-    ``size`` 32 pads 2 px per side (strokes stay sharp); other sizes resize bilinearly."""
+    ``size`` 32 pads 2 px per side (strokes stay sharp); other sizes resize bilinearly. ``red_share`` (B,) mixes
+    each ink between green (0) and red (1) instead of taking the colour's own ink."""
     ink = grey.float().unsqueeze(1) / 255.0
     ink = resize_images(ink, size, "pad" if size >= ink.shape[-1] and (size - ink.shape[-1]) % 2 == 0
                         else "bilinear")
-    rgb = INK_COLOURS.to(ink.device)[colours.long()][:, :, None, None]
-    return ink * rgb * 2.0 - 1.0
+    palette = INK_COLOURS.to(ink.device)
+    if red_share is None:
+        rgb = palette[colours.long()]
+    else:
+        u = red_share.to(ink.device, torch.float32)[:, None]
+        rgb = (1.0 - u) * palette[0] + u * palette[1]
+    return ink * rgb[:, :, None, None] * 2.0 - 1.0
 
 
 class AttributeMNIST(ArrayDataset):
     """Coloured digits held as grey uint8 plus labels; images are coloured one batch at a time.
 
     ``extra_labels``: more per-example arrays (e.g. ``group``, ``reference``) that pass through unchanged.
+    ``colour_spread``: see the module's docstring; the ink of a digit is keyed by its ``mnist_index``.
     """
 
     def __init__(self, images: np.ndarray, digits: np.ndarray, colours: np.ndarray, size: int = PAD_SIZE,
-                 extra_labels: Mapping[str, np.ndarray] | None = None):
+                 extra_labels: Mapping[str, np.ndarray] | None = None, colour_spread: float = 0.0):
         if size < 8:
             raise ValueError(f"image size must be at least 8 pixels, got {size}")
         self.size = int(size)
+        self.colour_spread = float(colour_spread)
+        red_share_of_ink(torch.zeros(0), torch.zeros(0), self.colour_spread)  # checks the range now
         super().__init__({"image": torch.as_tensor(np.asarray(images)),
                           "class": np.asarray(digits, dtype=np.int64),
                           "attributes": attributes_of(digits, colours),
@@ -151,7 +177,13 @@ class AttributeMNIST(ArrayDataset):
 
     def process_batch(self, batch: dict) -> dict:
         colours = batch["attributes"][:, attribute_index("colour")]
-        return {**batch, "image": colourise(batch["image"], colours, self.size)}
+        red_share = None
+        if self.colour_spread > 0:
+            if "mnist_index" not in batch:
+                raise ValueError("colour_spread > 0 keys each digit's ink by its mnist_index label, which this "
+                                 "dataset lacks; build it with the module's make_* functions")
+            red_share = red_share_of_ink(colours, batch["mnist_index"], self.colour_spread)
+        return {**batch, "image": colourise(batch["image"], colours, self.size, red_share)}
 
 
 def _gather(pool_arrays: tuple, drawn, extra: Mapping[str, Sequence[int]] | None = None) -> dict:
@@ -228,7 +260,8 @@ def _biased_and_reference_arrays(setting: str, perc: float, size: int, balanced_
 def make_biased_and_reference(setting: str = "90_10", perc: float = 1.0, size: int = 10000,
                               balanced_size: int | None = None, bias_attributes: str | Sequence[str] | None = None,
                               pool: str = "train", seed: Seed = 0, image_size: int = PAD_SIZE,
-                              root: str | os.PathLike | None = None) -> tuple[AttributeMNIST, AttributeMNIST]:
+                              root: str | os.PathLike | None = None,
+                              colour_spread: float = 0.0) -> tuple[AttributeMNIST, AttributeMNIST]:
     """A biased dataset of ``size`` digits with the setting's group proportions, and a disjoint balanced reference
     set with ``int(balanced_size / n_groups * perc)`` digits per group (``balanced_size`` defaults to ``size``, as
     the paper's biased and balanced halves are equally large).
@@ -238,7 +271,8 @@ def make_biased_and_reference(setting: str = "90_10", perc: float = 1.0, size: i
     """
     biased, reference = _biased_and_reference_arrays(setting, perc, size, balanced_size, bias_attributes, pool,
                                                      seed, root)
-    return AttributeMNIST(**biased, size=image_size), AttributeMNIST(**reference, size=image_size)
+    return (AttributeMNIST(**biased, size=image_size, colour_spread=colour_spread),
+            AttributeMNIST(**reference, size=image_size, colour_spread=colour_spread))
 
 
 def correlated_cells(target: str, protected: str, correlation: float) -> tuple[list[dict[str, int]], np.ndarray]:
@@ -278,28 +312,30 @@ def _correlated_arrays(pool: str, size: int | None, target: str, protected: str,
 
 def make_correlated(pool: str = "train", size: int | None = None, target: str = "digit_group",
                     protected: str = "colour", correlation: float = 0.0, seed: Seed = 0, image_size: int = PAD_SIZE,
-                    root: str | os.PathLike | None = None) -> AttributeMNIST:
+                    root: str | os.PathLike | None = None, colour_spread: float = 0.0) -> AttributeMNIST:
     """``size`` digits (default: as many as the pool allows) in which the binary ``target`` and ``protected``
     attributes are each balanced and have Pearson correlation ``correlation``; 0 gives a balanced set (all four
     (target, protected) cells equally large), e.g. for validation and test."""
     return AttributeMNIST(**_correlated_arrays(pool, size, target, protected, correlation, seed, root),
-                          size=image_size)
+                          size=image_size, colour_spread=colour_spread)
 
 
 def make_balanced(pool: str = "test", size: int | None = None, seed: Seed = 0, image_size: int = PAD_SIZE,
-                  root: str | os.PathLike | None = None) -> AttributeMNIST:
+                  root: str | os.PathLike | None = None, colour_spread: float = 0.0) -> AttributeMNIST:
     """``size`` digits (default: as many as the pool allows) with all four (colour, digit group) cells equally
     large, so every attribute and every bias group is balanced (an unbiased set for FID and attribute classifiers)."""
-    return make_correlated(pool, size, "digit_group", "colour", 0.0, seed, image_size, root)
+    return make_correlated(pool, size, "digit_group", "colour", 0.0, seed, image_size, root, colour_spread)
 
 
 def make_cells(cells: Sequence[Mapping[str, int]], counts: Sequence[int], pool: str = "train", seed: Seed = 0,
-               image_size: int = PAD_SIZE, root: str | os.PathLike | None = None) -> AttributeMNIST:
+               image_size: int = PAD_SIZE, root: str | os.PathLike | None = None,
+               colour_spread: float = 0.0) -> AttributeMNIST:
     """``counts[k]`` digits of each cell (a partial assignment such as ``{"colour": 1}``, see :func:`draw_cells`),
     in cell order, with the label ``group`` = the cell's index."""
     pool_arrays = load_pool(pool, root)
     drawn = draw_cells(pool_arrays[1], cells, counts, np.random.default_rng(seed))
-    return AttributeMNIST(**_gather(pool_arrays, drawn, {"group": list(range(len(cells)))}), size=image_size)
+    return AttributeMNIST(**_gather(pool_arrays, drawn, {"group": list(range(len(cells)))}), size=image_size,
+                          colour_spread=colour_spread)
 
 
 def root_from(root, config: Mapping | None):
