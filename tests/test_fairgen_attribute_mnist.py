@@ -90,6 +90,9 @@ def test_colour_spread_mixes_each_ink_within_its_colours_half_and_keeps_it(mnist
     assert not torch.equal(plain.get_batch(indices)["image"], images)
     with pytest.raises(ValueError, match="colour_spread"):
         am.make_biased_and_reference("80_20", size=600, colour_spread=1.0)
+    correlated = [am.CorrelatedAttributeMNIST("validation", 64, colour_spread=s).get_batch(range(64))["image"]
+                  for s in (0.0, spread)]
+    assert not torch.equal(*correlated)
 
 
 @pytest.mark.parametrize("correlation", [0.0, 0.6, -0.8])

@@ -349,9 +349,9 @@ class CorrelatedAttributeMNIST(AttributeMNIST):
 
     def __init__(self, pool: str = "train", size: int | None = None, target: str = "digit_group",
                  protected: str = "colour", correlation: float = 0.0, seed: Seed = 0, image_size: int = PAD_SIZE,
-                 root: str | os.PathLike | None = None, config: Mapping | None = None):
+                 root: str | os.PathLike | None = None, config: Mapping | None = None, colour_spread: float = 0.0):
         arrays = _correlated_arrays(pool, size, target, protected, correlation, seed, root_from(root, config))
-        super().__init__(**arrays, size=image_size)
+        super().__init__(**arrays, size=image_size, colour_spread=colour_spread)
 
 
 class BiasedAttributeMNIST(AttributeMNIST):
@@ -362,7 +362,7 @@ class BiasedAttributeMNIST(AttributeMNIST):
     def __init__(self, part: str = "both", setting: str = "90_10", perc: float = 1.0, size: int = 10000,
                  balanced_size: int | None = None, bias_attributes: str | Sequence[str] | None = None,
                  pool: str = "train", seed: Seed = 0, image_size: int = PAD_SIZE,
-                 root: str | os.PathLike | None = None, config: Mapping | None = None):
+                 root: str | os.PathLike | None = None, config: Mapping | None = None, colour_spread: float = 0.0):
         if part not in self.PARTS:
             raise ValueError(f"part={part!r} is not one of {self.PARTS}")
         biased, reference = _biased_and_reference_arrays(setting, perc, size, balanced_size, bias_attributes, pool,
@@ -370,7 +370,7 @@ class BiasedAttributeMNIST(AttributeMNIST):
         arrays = concatenate_arrays(reference, biased) if part == "both" else {"biased": biased,
                                                                                 "reference": reference}[part]
         self.setting, self.bias_attributes = setting, bias_attributes_for(setting, bias_attributes)
-        super().__init__(**arrays, size=image_size)
+        super().__init__(**arrays, size=image_size, colour_spread=colour_spread)
 
 
 def concatenate_arrays(first: dict, second: dict) -> dict:
