@@ -128,12 +128,17 @@ def draw_cells(digits: np.ndarray, cells: Sequence[Mapping[str, int]], counts: S
     return drawn
 
 
+def check_colour_spread(spread: float) -> float:
+    if not 0.0 <= spread < 1.0:
+        raise ValueError(f"colour_spread must lie in [0, 1) so that green and red inks stay apart, got {spread}")
+    return float(spread)
+
+
 def red_share_of_ink(colours: torch.Tensor, keys: torch.Tensor, spread: float) -> torch.Tensor:
     """u of the ink ``(1 - u) green + u red`` of each digit: 0 / 1 for ``spread`` 0, else spread over
     [0, spread / 2] (green) or [1 - spread / 2, 1] (red) by a fixed function of ``keys`` (e.g. the MNIST index),
     so a digit keeps its ink across epochs and runs."""
-    if not 0.0 <= spread < 1.0:
-        raise ValueError(f"colour_spread must lie in [0, 1) so that green and red inks stay apart, got {spread}")
+    check_colour_spread(spread)
     jitter = torch.frac(keys.double() * 0.6180339887498949).float()  # golden-ratio sequence: even, deterministic
     offset = jitter * (spread / 2.0)
     return torch.where(colours.bool(), 1.0 - offset, offset)
@@ -168,8 +173,7 @@ class AttributeMNIST(ArrayDataset):
         if size < 8:
             raise ValueError(f"image size must be at least 8 pixels, got {size}")
         self.size = int(size)
-        self.colour_spread = float(colour_spread)
-        red_share_of_ink(torch.zeros(0), torch.zeros(0), self.colour_spread)  # checks the range now
+        self.colour_spread = check_colour_spread(colour_spread)
         super().__init__({"image": torch.as_tensor(np.asarray(images)),
                           "class": np.asarray(digits, dtype=np.int64),
                           "attributes": attributes_of(digits, colours),
