@@ -33,6 +33,7 @@ DATA_DEFAULTS = {
     "target": "digit_group",
     "protected": "colour",       # a name, or a list of names; the first is the group of the fairness metrics
     "correlation": 0.8,          # attrmnist: Pearson correlation of target and protected (train/validation/test_biased)
+    "colour_spread": 0.0,        # attrmnist: inks mixed along green-red (fairkit.data.attribute_mnist)
     "train_size": 10000,         # attrmnist: digits per set (null: as many as the pool allows)
     "validation_size": 2000,
     "test_size": 4000,
@@ -117,7 +118,8 @@ def attrmnist_split(options: Mapping, split: str):
     correlation = 0.0 if split == "test" else float(options["correlation"])
     return amnist.CorrelatedAttributeMNIST(pool, options[size_key], options["target"], options["protected"][0],
                                            correlation, [int(options["seed"]), STREAMS[split]],
-                                           int(options["image_size"]), options["data_root"])
+                                           int(options["image_size"]), options["data_root"],
+                                           colour_spread=float(options["colour_spread"]))
 
 
 def celeba_split(options: Mapping, split: str):
