@@ -25,9 +25,12 @@ from nullsample.null_sampling import check_same_data, null_sample_dataset
 # reversal) or "uniform" (a CPU-scale deviation: the discriminators learn on detached features, the encoder pulls
 # their predictions toward uniform, so making them confidently wrong no longer pays).
 # lr_factor: the discriminators' learning rate relative to Trainer/lr (1 in the paper: one optimiser for all).
+# input (cFlow): "code", the paper's [z_-s, 0], or "image", the null-sample INN^-1([z_-s, 0]) itself (a deviation:
+# the downstream classifier reads the image, and a flow can hide s from code-space discriminators; README).
 ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000,
-                      "encoder_objective": "reverse_ce", "lr_factor": 1.0}
+                      "encoder_objective": "reverse_ce", "lr_factor": 1.0, "input": "code"}
 ENCODER_OBJECTIVES = ("reverse_ce", "uniform")
+ADVERSARY_INPUTS = ("code", "image")
 NUM_LOGGED_IMAGES = 8
 
 
@@ -55,6 +58,8 @@ class AdversarialTrainer(TemplateIterator):
         if self.adversary["encoder_objective"] not in ENCODER_OBJECTIVES:
             raise ValueError(f"Adversary/encoder_objective={self.adversary['encoder_objective']!r} must be one of "
                              f"{ENCODER_OBJECTIVES}")
+        if self.adversary["input"] not in ADVERSARY_INPUTS:
+            raise ValueError(f"Adversary/input={self.adversary['input']!r} must be one of {ADVERSARY_INPUTS}")
         self.discriminators = DiscriminatorEnsemble(self.adversary_features(), int(self.adversary["num_s"]),
                                                     int(self.adversary["num_discs"]),
                                                     self.adversary["hidden"]).to(self.device)
@@ -122,7 +127,11 @@ class CFlowTrainer(AdversarialTrainer):
     def model_losses(self, model, image, s):
         z, logdet = model(model.flow_input(image, noise=True))
         nll = nll_bits_per_dim(z, logdet, model.n_bits).mean()
-        return nll, {"nll_bits_per_dim": nll}, model.adversary_input(z)
+        code = model.adversary_input(z)
+        if self.adversary["input"] == "image":
+            # the null-sample before decode's clamp, so that the adversary's gradient reaches every pixel
+            return nll, {"nll_bits_per_dim": nll}, model.reverse(code).flatten(1)
+        return nll, {"nll_bits_per_dim": nll}, code
 
 
 class CVAETrainer(AdversarialTrainer):
