@@ -30,7 +30,6 @@ from nullsample.null_sampling import check_same_data, null_sample_dataset
 ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000,
                       "encoder_objective": "reverse_ce", "lr_factor": 1.0, "input": "code"}
 ENCODER_OBJECTIVES = ("reverse_ce", "uniform")
-ADVERSARY_INPUTS = ("code", "image")
 NUM_LOGGED_IMAGES = 8
 
 
@@ -50,6 +49,7 @@ class AdversarialTrainer(TemplateIterator):
     optimiser for the model and the ensemble, random resets, and grids of x / null-sample / reconstruction."""
 
     trainer_defaults: dict = {"lr": 3e-4}
+    adversary_inputs: tuple = ("code",)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -58,8 +58,9 @@ class AdversarialTrainer(TemplateIterator):
         if self.adversary["encoder_objective"] not in ENCODER_OBJECTIVES:
             raise ValueError(f"Adversary/encoder_objective={self.adversary['encoder_objective']!r} must be one of "
                              f"{ENCODER_OBJECTIVES}")
-        if self.adversary["input"] not in ADVERSARY_INPUTS:
-            raise ValueError(f"Adversary/input={self.adversary['input']!r} must be one of {ADVERSARY_INPUTS}")
+        if self.adversary["input"] not in self.adversary_inputs:
+            raise ValueError(f"Adversary/input={self.adversary['input']!r} must be one of {self.adversary_inputs} "
+                             f"for {type(self).__name__}")
         self.discriminators = DiscriminatorEnsemble(self.adversary_features(), int(self.adversary["num_s"]),
                                                     int(self.adversary["num_discs"]),
                                                     self.adversary["hidden"]).to(self.device)
@@ -121,6 +122,8 @@ class AdversarialTrainer(TemplateIterator):
 
 
 class CFlowTrainer(AdversarialTrainer):
+    adversary_inputs = ("code", "image")
+
     def adversary_features(self) -> int:
         return self.model.num_dims
 

@@ -3,8 +3,8 @@ inverse of [z_-s, 0], which clamped is the null-sample, and their gradient reach
 import pytest
 import torch
 
-from nullsample.iterators import CFlowTrainer
-from nullsample.models import CFlow
+from nullsample.iterators import CFlowTrainer, CVAETrainer
+from nullsample.models import CVAE, CFlow
 
 
 def flow_trainer(tmp_path, adversary_input):
@@ -46,6 +46,10 @@ def test_image_adversary_gradient_reaches_the_flow_and_differs_from_the_code_adv
     assert not torch.allclose(gradients["image"], gradients["code"])
 
 
-def test_unknown_adversary_input_is_an_error(tmp_path):
+def test_unknown_adversary_input_is_an_error_and_the_cvae_has_no_image_adversary(tmp_path):
     with pytest.raises(ValueError, match="Adversary/input"):
         flow_trainer(tmp_path, "pixels")
+    config = {"Model": {"z_dim": 4, "channels": [4, 4], "num_s": 3, "image_size": 8},
+              "Adversary": {"num_s": 3, "num_discs": 2, "hidden": [8], "input": "image"}}
+    with pytest.raises(ValueError, match="CVAETrainer"):
+        CVAETrainer(config, str(tmp_path), CVAE(config), datasets={})
