@@ -78,6 +78,28 @@ def cross_entropy_to_uniform(logits: torch.Tensor) -> torch.Tensor:
     return -F.log_softmax(logits, dim=-1).mean()
 
 
+def batch_probe_fit(features: torch.Tensor, s: torch.Tensor, num_classes: int, ridge: float = 0.1) -> torch.Tensor:
+    """How well a linear probe fitted on one half of the batch predicts one-hot s on the other half: R^2 of a ridge
+    regression (features standardised over the batch, penalty ``ridge`` times the dimension), cross-fitted both ways
+    and averaged, clamped at 0. Refitted in closed form on every batch, it cannot be dodged the way trained
+    discriminators can; differentiable with respect to ``features``."""
+    if len(features) < 4:
+        raise ValueError(f"a batch of {len(features)} is too small for a cross-fitted probe; use at least 4")
+    z = features.flatten(1)
+    z = (z - z.mean(0)) / (z.std(0) + 1e-3)  # per dim, so that shrinking a dim does not hide it
+    y = F.one_hot(s, num_classes).to(z.dtype)
+    y = y - y.mean(0)
+    half = len(z) // 2
+    halves = [(slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))]
+    fits = []
+    for fit_on, test_on in halves:
+        gram = z[fit_on] @ z[fit_on].T + ridge * z.shape[1] * torch.eye(len(z[fit_on]), dtype=z.dtype)
+        prediction = z[test_on] @ z[fit_on].T @ torch.linalg.solve(gram, y[fit_on])
+        residual = (y[test_on] - prediction).pow(2).sum() / y[test_on].pow(2).sum().clamp_min(1e-12)
+        fits.append(1.0 - residual)
+    return torch.stack(fits).mean().clamp_min(0.0)
+
+
 def reset_member(member: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
     for module in member.modules():
         if module is not member and hasattr(module, "reset_parameters"):
