@@ -18,21 +18,21 @@ from edflow import TemplateIterator
 from edflow.config import section
 from nullsample.callbacks import fairness_callback, null_sample_grid
 from nullsample.losses import nll_bits_per_dim, vae_terms
-from nullsample.models.adversary import (DiscriminatorEnsemble, batch_probe_fit, cross_entropy_to_uniform,
+from nullsample.models.adversary import (DiscriminatorEnsemble, ProbeBank, cross_entropy_to_uniform,
                                          grad_reverse)
 from nullsample.null_sampling import check_same_data, null_sample_dataset
 
 # encoder_objective: "reverse_ce" (the paper: the encoder ascends the discriminators' cross-entropy through gradient
 # reversal) or "uniform" (a CPU-scale deviation: the discriminators learn on detached features, the encoder pulls
-# their predictions toward uniform, so making them confidently wrong no longer pays) or "batch_probe" (a deviation
-# too: the discriminators still learn on detached features, but the encoder minimises the held-out R^2 of a linear
-# probe refitted on every batch, which it cannot dodge).
+# their predictions toward uniform, so making them confidently wrong no longer pays) or "linear_probe" (a deviation
+# too: the discriminators still learn on detached features, but the encoder minimises the R^2 on its batch of a
+# linear probe refitted on every step to the last 512 inputs, which it cannot dodge).
 # lr_factor: the discriminators' learning rate relative to Trainer/lr (1 in the paper: one optimiser for all).
 # input (cFlow): "code", the paper's [z_-s, 0], or "image", the null-sample INN^-1([z_-s, 0]) itself (a deviation:
 # the downstream classifier reads the image, and a flow can hide s from code-space discriminators; README).
 ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000,
-                      "encoder_objective": "reverse_ce", "lr_factor": 1.0, "input": "code"}
-ENCODER_OBJECTIVES = ("reverse_ce", "uniform", "batch_probe")
+                      "encoder_objective": "reverse_ce", "lr_factor": 1.0, "input": "code", "probe_ridge": 1.0}
+ENCODER_OBJECTIVES = ("reverse_ce", "uniform", "linear_probe")
 NUM_LOGGED_IMAGES = 8
 
 
@@ -67,6 +67,8 @@ class AdversarialTrainer(TemplateIterator):
         self.discriminators = DiscriminatorEnsemble(self.adversary_features(), int(self.adversary["num_s"]),
                                                     int(self.adversary["num_discs"]),
                                                     self.adversary["hidden"]).to(self.device)
+        self.probe_bank = (ProbeBank(self.adversary_features()).to(self.device)
+                           if self.adversary["encoder_objective"] == "linear_probe" else None)
         lr = float(self.options["lr"])
         groups = [{"params": list(self.model.parameters())},
                   {"params": list(self.discriminators.parameters()), "lr": lr * float(self.adversary["lr_factor"])}]
@@ -85,15 +87,17 @@ class AdversarialTrainer(TemplateIterator):
         objective, terms, features = self.model_losses(model, image, s)
         weight = float(self.adversary["weight"])
         objective_name = self.adversary["encoder_objective"]
-        if objective_name in ("uniform", "batch_probe"):
+        if objective_name in ("uniform", "linear_probe"):
             logits = self.discriminators(features.detach())
             adversary_ce = self.discriminators.loss(logits, s)
             if objective_name == "uniform":
                 encoder_term = cross_entropy_to_uniform(self.discriminators.frozen(features))
                 terms = {**terms, "encoder_uniform_ce": encoder_term}
             else:
-                encoder_term = batch_probe_fit(features, s, self.discriminators.num_classes)
-                terms = {**terms, "batch_probe_r2": encoder_term}
+                self.probe_bank.train(model.training)
+                encoder_term = self.probe_bank.r2(features, s, self.discriminators.num_classes,
+                                                  ridge=float(self.adversary["probe_ridge"]))
+                terms = {**terms, "linear_probe_r2": encoder_term}
             total = objective + weight * (adversary_ce + encoder_term)
         else:
             logits = self.discriminators(grad_reverse(features))

@@ -78,26 +78,52 @@ def cross_entropy_to_uniform(logits: torch.Tensor) -> torch.Tensor:
     return -F.log_softmax(logits, dim=-1).mean()
 
 
-def batch_probe_fit(features: torch.Tensor, s: torch.Tensor, num_classes: int, ridge: float = 0.1) -> torch.Tensor:
-    """How well a linear probe fitted on one half of the batch predicts one-hot s on the other half: R^2 of a ridge
-    regression (features standardised over the batch, penalty ``ridge`` times the dimension), cross-fitted both ways
-    and averaged, clamped at 0. Refitted in closed form on every batch, it cannot be dodged the way trained
-    discriminators can; differentiable with respect to ``features``."""
-    if len(features) < 4:
-        raise ValueError(f"a batch of {len(features)} is too small for a cross-fitted probe; use at least 4")
-    z = features.flatten(1)
-    z = (z - z.mean(0)) / (z.std(0) + 1e-3)  # per dim, so that shrinking a dim does not hide it
-    y = F.one_hot(s, num_classes).to(z.dtype)
-    y = y - y.mean(0)
-    half = len(z) // 2
-    halves = [(slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))]
-    fits = []
-    for fit_on, test_on in halves:
-        gram = z[fit_on] @ z[fit_on].T + ridge * z.shape[1] * torch.eye(len(z[fit_on]), dtype=z.dtype)
-        prediction = z[test_on] @ z[fit_on].T @ torch.linalg.solve(gram, y[fit_on])
-        residual = (y[test_on] - prediction).pow(2).sum() / y[test_on].pow(2).sum().clamp_min(1e-12)
-        fits.append(1.0 - residual)
-    return torch.stack(fits).mean().clamp_min(0.0)
+def ridge_probe_r2(train_z: torch.Tensor, train_s: torch.Tensor, test_z: torch.Tensor, test_s: torch.Tensor,
+                   num_classes: int, ridge: float = 1.0) -> torch.Tensor:
+    """R^2 on (test_z, test_s) of a ridge regression of one-hot s on the features, fitted on (train_z, train_s):
+    features standardised with the training statistics, penalty ``ridge`` times the dimension, solved in the dual
+    (cheap when there are fewer examples than dimensions). Differentiable in ``test_z``; clamped at 0, so that
+    making the probe wrong earns nothing."""
+    train_z, test_z = train_z.flatten(1), test_z.flatten(1)
+    mean, std = train_z.mean(0), train_z.std(0) + 1e-3  # per dim, so that shrinking a dim does not hide it
+    train_z, test_z = (train_z - mean) / std, (test_z - mean) / std
+    train_y = F.one_hot(train_s, num_classes).to(train_z.dtype)
+    label_mean = train_y.mean(0)
+    gram = train_z @ train_z.T + ridge * train_z.shape[1] * torch.eye(len(train_z), dtype=train_z.dtype)
+    weights = train_z.T @ torch.linalg.solve(gram, train_y - label_mean)
+    test_y = F.one_hot(test_s, num_classes).to(test_z.dtype) - label_mean
+    residual = (test_y - test_z @ weights).pow(2).sum() / test_y.pow(2).sum().clamp_min(1e-12)
+    return (1.0 - residual).clamp_min(0.0)
+
+
+class ProbeBank(nn.Module):
+    """The most recent ``size`` detached adversary inputs and their s (buffers, so checkpoints keep them and a
+    resumed run continues exactly). ``r2`` fits a fresh linear probe on the bank and scores it on the current batch:
+    refitted in closed form on every step, it cannot be dodged the way trained discriminators can."""
+
+    def __init__(self, in_features: int, size: int = 512):
+        super().__init__()
+        self.register_buffer("features", torch.zeros(size, in_features))
+        self.register_buffer("labels", torch.zeros(size, dtype=torch.long))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def push(self, features: torch.Tensor, s: torch.Tensor) -> None:
+        size, n = len(self.features), min(len(features), len(self.features))
+        index = (self.count + torch.arange(n)) % size
+        self.features[index] = features[-n:].detach().flatten(1).to(self.features.dtype)
+        self.labels[index] = s[-n:]
+        self.count += n
+
+    def r2(self, features: torch.Tensor, s: torch.Tensor, num_classes: int, ridge: float = 1.0) -> torch.Tensor:
+        """The held-out R^2 of the bank's probe on this batch (0 until the bank is full), then the batch joins
+        the bank."""
+        if self.count >= len(self.features):
+            fit = ridge_probe_r2(self.features, self.labels, features, s, num_classes, ridge)
+        else:
+            fit = features.sum() * 0.0
+        if self.training:
+            self.push(features, s)
+        return fit
 
 
 def reset_member(member: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
