@@ -26,7 +26,7 @@ from nullsample.null_sampling import check_same_data, null_sample_dataset
 # reversal) or "uniform" (a CPU-scale deviation: the discriminators learn on detached features, the encoder pulls
 # their predictions toward uniform, so making them confidently wrong no longer pays) or "linear_probe" (a deviation
 # too: the discriminators still learn on detached features, but the encoder minimises the R^2 on its batch of a
-# linear probe refitted on every step to the last 512 inputs, which it cannot dodge).
+# linear probe refitted on every step to the last 512 inputs, which it cannot outrun).
 # lr_factor: the discriminators' learning rate relative to Trainer/lr (1 in the paper: one optimiser for all).
 # input (cFlow): "code", the paper's [z_-s, 0], or "image", the null-sample INN^-1([z_-s, 0]) itself (a deviation:
 # the downstream classifier reads the image, and a flow can hide s from code-space discriminators; README).

@@ -89,7 +89,8 @@ def ridge_probe_r2(train_z: torch.Tensor, train_s: torch.Tensor, test_z: torch.T
     train_z, test_z = (train_z - mean) / std, (test_z - mean) / std
     train_y = F.one_hot(train_s, num_classes).to(train_z.dtype)
     label_mean = train_y.mean(0)
-    gram = train_z @ train_z.T + ridge * train_z.shape[1] * torch.eye(len(train_z), dtype=train_z.dtype)
+    eye = torch.eye(len(train_z), dtype=train_z.dtype, device=train_z.device)
+    gram = train_z @ train_z.T + ridge * train_z.shape[1] * eye
     weights = train_z.T @ torch.linalg.solve(gram, train_y - label_mean)
     test_y = F.one_hot(test_s, num_classes).to(test_z.dtype) - label_mean
     residual = (test_y - test_z @ weights).pow(2).sum() / test_y.pow(2).sum().clamp_min(1e-12)
@@ -99,7 +100,8 @@ def ridge_probe_r2(train_z: torch.Tensor, train_s: torch.Tensor, test_z: torch.T
 class ProbeBank(nn.Module):
     """The most recent ``size`` detached adversary inputs and their s (buffers, so checkpoints keep them and a
     resumed run continues exactly). ``r2`` fits a fresh linear probe on the bank and scores it on the current batch:
-    refitted in closed form on every step, it cannot be dodged the way trained discriminators can."""
+    refitted in closed form on every step, it cannot be outrun the way trained discriminators can (an encoder may
+    still move s where no linear read-out sees it)."""
 
     def __init__(self, in_features: int, size: int = 512):
         super().__init__()
@@ -109,7 +111,7 @@ class ProbeBank(nn.Module):
 
     def push(self, features: torch.Tensor, s: torch.Tensor) -> None:
         size, n = len(self.features), min(len(features), len(self.features))
-        index = (self.count + torch.arange(n)) % size
+        index = (self.count + torch.arange(n, device=self.count.device)) % size
         self.features[index] = features[-n:].detach().flatten(1).to(self.features.dtype)
         self.labels[index] = s[-n:]
         self.count += n
