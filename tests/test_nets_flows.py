@@ -85,6 +85,10 @@ def _multiscale():
     return MultiScaleFlow(2, levels=3, level_depth=2, coupling_channels=8), _image(B, 2, 8, 8), None
 
 
+def _single_scale():
+    return MultiScaleFlow(2, levels=2, level_depth=2, coupling_channels=8, factor_out=False), _image(B, 2, 4, 4), None
+
+
 def _multiscale_tanh_no_actnorm():
     flow = MultiScaleFlow(1, levels=2, level_depth=1, coupling_channels=8, scale="tanh", actnorm=False)
     return flow, _image(B, 1, 4, 4), None
@@ -114,6 +118,7 @@ CASES = {
     "sequential": _sequential,
     "multiscale": _multiscale,
     "multiscale_tanh_no_actnorm": _multiscale_tanh_no_actnorm,
+    "single_scale": _single_scale,
     "vector_flow": _vector_flow,
     "vector_flow_cond": _vector_flow_cond,
 }
@@ -299,6 +304,16 @@ def test_multiscale_flow_latent_has_the_input_dimension_and_level_layout():
     z, logdet = flow(x)
     assert z.shape == (2, 3072) and logdet.shape == (2,)
     assert flow.latent_shapes(32, 32) == [(6, 16, 16), (12, 8, 8), (48, 4, 4)]
+    assert torch.allclose(flow.reverse(z), x, atol=1e-5)
+
+
+def test_single_scale_flow_keeps_every_dim_to_the_last_level():
+    torch.manual_seed(0)
+    flow = MultiScaleFlow(3, levels=3, level_depth=1, coupling_channels=4, factor_out=False)
+    x = torch.randn(2, 3, 32, 32)
+    z, _ = flow(x)
+    assert flow.latent_shapes(32, 32) == [(192, 4, 4)] and len(flow.splits) == 0
+    assert z.shape == (2, 3072)
     assert torch.allclose(flow.reverse(z), x, atol=1e-5)
 
 

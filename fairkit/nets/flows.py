@@ -413,6 +413,7 @@ class MultiScaleFlow(nn.Module):
     level except the last, half of the channels are factored out. ``forward(x) -> (z, logdet)`` returns
     ``z`` flat, of shape ``(B, C*H*W)``: the factored parts in order of their levels, then the last level's
     output, each flattened (C, H, W)-major. So the last dims of ``z`` are the deepest, most global latents.
+    With ``factor_out=False`` nothing is factored out: every dim passes through all levels (single-scale).
 
     ``input_size`` (int or (H, W)) fixes the image size ``reverse`` rebuilds; without it ``reverse`` assumes
     square images. ``H`` and ``W`` must be divisible by ``2 ** levels``.
@@ -427,12 +428,14 @@ class MultiScaleFlow(nn.Module):
         scale: str = "sigmoid",
         actnorm: bool = True,
         input_size: int | Sequence[int] | None = None,
+        factor_out: bool = True,
     ):
         super().__init__()
         if levels < 1 or level_depth < 1:
             raise ValueError(f"need levels >= 1 and level_depth >= 1, got {levels} and {level_depth}")
         self.in_channels = in_channels
         self.num_levels = levels
+        self.factor_out = factor_out
         if isinstance(input_size, int):
             input_size = (input_size, input_size)
         self.input_size = tuple(input_size) if input_size is not None else None
@@ -448,9 +451,12 @@ class MultiScaleFlow(nn.Module):
                 steps.append(InvConv1x1LU(channels))
                 steps.append(AffineCoupling(channels, coupling_channels, scale=scale, kind="conv"))
             self.levels.append(FlowSequential(*steps))
-            if level < levels - 1:
+            if self._splits_after(level):
                 self.splits.append(Split(channels))
                 channels -= channels // 2
+
+    def _splits_after(self, level: int) -> bool:
+        return self.factor_out and level < self.num_levels - 1
 
     def latent_shapes(self, height: int, width: int) -> list[tuple[int, int, int]]:
         """(C, H, W) of each part of z, in the order they are concatenated."""
@@ -459,7 +465,7 @@ class MultiScaleFlow(nn.Module):
         channels = self.in_channels
         for level in range(self.num_levels):
             channels, height, width = channels * 4, height // 2, width // 2
-            if level < self.num_levels - 1:
+            if self._splits_after(level):
                 factored = channels // 2
                 shapes.append((factored, height, width))
                 channels -= factored
@@ -491,7 +497,7 @@ class MultiScaleFlow(nn.Module):
         for level, flow in enumerate(self.levels):
             x, ld = flow(x)
             logdet = logdet + ld
-            if level < self.num_levels - 1:
+            if self._splits_after(level):
                 x, factored = self.splits[level](x)
                 parts.append(factored.flatten(1))
         parts.append(x.flatten(1))
@@ -518,7 +524,7 @@ class MultiScaleFlow(nn.Module):
         parts = [p.reshape(z.shape[0], *s) for p, s in zip(z.split(sizes, dim=1), shapes)]
         x = parts.pop()
         for level in reversed(range(self.num_levels)):
-            if level < self.num_levels - 1:
+            if self._splits_after(level):
                 x = self.splits[level].reverse(x, parts.pop())
             x = self.levels[level].reverse(x)
         return x

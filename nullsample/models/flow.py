@@ -10,7 +10,7 @@ from nullsample.partition import zero_s, zs_size
 from nullsample.quantization import dequantize, quantize, to_signed_range, to_unit_range
 
 CFLOW_DEFAULTS = {"in_channels": 3, "image_size": 32, "levels": 3, "level_depth": 24, "coupling_channels": 512,
-                  "zs_frac": 0.002, "n_bits": 5}
+                  "zs_frac": 0.002, "n_bits": 5, "factor_out": True}
 
 
 class CFlow(nn.Module):
@@ -26,7 +26,8 @@ class CFlow(nn.Module):
         size = int(options["image_size"])
         self.n_bits = int(options["n_bits"])
         self.flow = MultiScaleFlow(int(options["in_channels"]), int(options["levels"]), int(options["level_depth"]),
-                                   int(options["coupling_channels"]), scale="sigmoid", input_size=size)
+                                   int(options["coupling_channels"]), scale="sigmoid", input_size=size,
+                                   factor_out=bool(options["factor_out"]))
         self.image_shape = (int(options["in_channels"]), size, size)
         self.num_dims = self.image_shape[0] * size * size
         self.zs_dims = zs_size(self.num_dims, float(options["zs_frac"]))
