@@ -51,6 +51,17 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, dataset):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resuming_with_a_changed_lr_says_the_checkpoints_lr_is_kept(tmp_path, capsys):
+    part = train(tmp_path, "num_steps=11")  # past the StepLR's first decay, so lr != initial_lr
+    capsys.readouterr()
+    run(["-p", part, "-t", "--log-root", str(tmp_path), "num_steps=12"])
+    assert "learning rates" not in capsys.readouterr().err
+    resumed = run(["-p", part, "-t", "--log-root", str(tmp_path), "num_steps=13", "+Trainer.lr=0.05"])
+    warning = capsys.readouterr().err
+    assert "optimizer's learning rates [0.05] from the config are replaced by the checkpoint's [0.01]" in warning
+    assert resumed == part
+
+
 def test_evaluation_of_a_run_uses_its_newest_checkpoint(tmp_path, capsys):
     root = train(tmp_path)
     capsys.readouterr()

@@ -177,12 +177,14 @@ class TemplateIterator:
             raise ckpt.CheckpointError(f"checkpoint {path!r} holds state for {sorted(missing)}, which this run's "
                                        f"iterator lacks: was it written by another method or config?")
         for name, state in checkpoint["state"].items():
+            configured = _configured_lrs(attributes[name])
             try:
                 attributes[name].load_state_dict(state)
             except (RuntimeError, ValueError, KeyError) as error:
                 raise ckpt.CheckpointError(f"checkpoint {path!r} does not fit this run's {name}: "
                                            f"{str(error).strip().splitlines()[0]} (was it written with another "
                                            f"architecture or config?)") from None
+            _warn_if_lrs_replaced(name, configured, _configured_lrs(attributes[name]))
         self.global_step = checkpoint.get("global_step", 0)
         self.epoch = checkpoint.get("epoch", 0)
         self.batch_in_epoch = self._batches_seen(checkpoint)
@@ -531,3 +533,19 @@ def _to_numpy(value) -> np.ndarray:
         value = value.detach().float().cpu() if value.is_floating_point() else value.detach().cpu()
         return value.numpy()
     return np.asarray(value)
+
+
+def _configured_lrs(obj) -> list[float] | None:
+    """The learning rates an optimiser was built with (``initial_lr`` once a scheduler has moved ``lr``)."""
+    if not isinstance(obj, torch.optim.Optimizer):
+        return None
+    return [float(group.get("initial_lr", group["lr"])) for group in obj.param_groups]
+
+
+def _warn_if_lrs_replaced(name: str, configured: list[float] | None, restored: list[float] | None) -> None:
+    # torch restores an optimiser's hyperparameters with its state, so a changed lr in the config is dropped.
+    if configured is None or restored is None or np.allclose(configured, restored, rtol=1e-6, atol=0):
+        return
+    print(f"edflow: warning: {name}'s learning rates {configured} from the config are replaced by the "
+          f"checkpoint's {restored}; resuming continues the saved run as it was. To train on with new rates, "
+          f"edit the optimiser's param_groups in the checkpoint or start a new run.", file=sys.stderr)
