@@ -547,5 +547,5 @@ def _warn_if_lrs_replaced(name: str, configured: list[float] | None, restored: l
     if configured is None or restored is None or np.allclose(configured, restored, rtol=1e-6, atol=0):
         return
     print(f"edflow: warning: {name}'s learning rates {configured} from the config are replaced by the "
-          f"checkpoint's {restored}; resuming continues the saved run as it was. To train on with new rates, "
-          f"edit the optimiser's param_groups in the checkpoint or start a new run.", file=sys.stderr)
+          f"checkpoint's {restored}; resuming continues the saved run as it was; to train with other rates, "
+          f"start a new run.", file=sys.stderr)
