@@ -28,10 +28,13 @@ from nullsample.null_sampling import check_same_data, null_sample_dataset
 # too: the discriminators still learn on detached features, but the encoder minimises the R^2 on its batch of a
 # linear probe refitted on every step to the last 512 inputs, which it cannot outrun).
 # lr_factor: the discriminators' learning rate relative to Trainer/lr (1 in the paper: one optimiser for all).
+# disc_steps: discriminator updates per model update (1 in the paper); the extra ones learn on the batch's detached
+# adversary input before the joint step, so the discriminators catch up with the encoder without a larger lr.
 # input (cFlow): "code", the paper's [z_-s, 0], or "image", the null-sample INN^-1([z_-s, 0]) itself (a deviation:
 # the downstream classifier reads the image, and a flow can hide s from code-space discriminators; README).
 ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000,
-                      "encoder_objective": "reverse_ce", "lr_factor": 1.0, "input": "code", "probe_ridge": 1.0}
+                      "encoder_objective": "reverse_ce", "lr_factor": 1.0, "input": "code", "probe_ridge": 1.0,
+                      "disc_steps": 1}
 ENCODER_OBJECTIVES = ("reverse_ce", "uniform", "linear_probe")
 NUM_LOGGED_IMAGES = 8
 
@@ -85,6 +88,8 @@ class AdversarialTrainer(TemplateIterator):
     def losses(self, model, image, s) -> dict:
         self.discriminators.train(model.training)  # the runner switches only the model to eval mode
         objective, terms, features = self.model_losses(model, image, s)
+        if model.training:
+            self.catch_up_discriminators(features.detach(), s)
         weight = float(self.adversary["weight"])
         objective_name = self.adversary["encoder_objective"]
         if objective_name in ("uniform", "linear_probe"):
@@ -105,6 +110,12 @@ class AdversarialTrainer(TemplateIterator):
             total = objective + weight * adversary_ce
         accuracy = (logits.argmax(-1) == s).float().mean()
         return {**terms, "adversary_ce": adversary_ce, "adversary_accuracy": accuracy, "total": total}
+
+    def catch_up_discriminators(self, features: torch.Tensor, s: torch.Tensor):
+        """``disc_steps - 1`` updates of the discriminators alone; the model's gradients are None, so the shared
+        optimiser leaves the model's parameters and moments untouched."""
+        for _ in range(int(self.adversary["disc_steps"]) - 1):
+            self.optimize(self.discriminators.loss(self.discriminators(features), s), self.optimizer)
 
     def step_op(self, model, image, s, **batch):
         def train_op():

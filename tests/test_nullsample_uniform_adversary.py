@@ -107,3 +107,30 @@ def test_adversary_sees_the_posterior_mean_or_a_sample(tmp_path, adversary_input
         mu, _ = model.encoder(x)
         expected = trainer.discriminators.loss(trainer.discriminators(mu), s)
     assert torch.allclose(first, expected) == deterministic
+
+
+@pytest.mark.parametrize("objective", ["reverse_ce", "uniform"])
+@pytest.mark.parametrize("disc_steps", [1, 3])
+def test_disc_steps_update_the_discriminators_that_often_and_the_model_once(tmp_path, objective, disc_steps):
+    trainer, model = cvae_trainer(tmp_path, objective)
+    trainer.adversary["disc_steps"] = disc_steps
+    model.train()
+    x, s = torch.rand(6, 3, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2])
+    model_before = [p.detach().clone() for p in model.parameters()]
+    trainer.step_op(model, x, s)["train_op"]()
+    model_group, discriminator_group = trainer.optimizer.param_groups
+    steps = {float(trainer.optimizer.state[p]["step"]) for p in discriminator_group["params"]}
+    assert steps == {float(disc_steps)}
+    assert {float(trainer.optimizer.state[p]["step"]) for p in model_group["params"]
+            if p in trainer.optimizer.state} == {1.0}
+    assert any(not torch.equal(a, p) for a, p in zip(model_before, model.parameters()))
+
+
+def test_eval_never_takes_extra_discriminator_steps(tmp_path):
+    trainer, model = cvae_trainer(tmp_path, "uniform")
+    trainer.adversary["disc_steps"] = 3
+    model.eval()
+    before = [p.detach().clone() for p in trainer.discriminators.parameters()]
+    with torch.no_grad():
+        trainer.step_op(model, torch.rand(6, 3, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2]))["eval_op"]()
+    assert all(torch.equal(a, p) for a, p in zip(before, trainer.discriminators.parameters()))
