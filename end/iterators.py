@@ -15,8 +15,8 @@ from end.callbacks import bias_accuracy
 from end.losses import EnDRegularizer, end_terms
 
 TRAINER_DEFAULTS = {"lr": 1e-3, "weight_decay": 1e-4, "lr_step_epochs": 20, "lr_gamma": 0.1}
-LOSS_DEFAULTS = {"alpha": 0.1, "beta": 0.1, "feature_layer": "features_norm", "target_key": "class",
-                 "bias_key": "color"}
+LOSS_DEFAULTS = {"alpha": 0.1, "beta": 0.1, "par_pairs": "official", "feature_layer": "features_norm",
+                 "normalize_features": False, "target_key": "class", "bias_key": "color"}
 LOGGED_IMAGES = 64
 
 
@@ -26,7 +26,8 @@ class Trainer(TemplateIterator):
         options = section(self.config, "Trainer", TRAINER_DEFAULTS)
         loss = section(self.config, "Loss", LOSS_DEFAULTS)
         self.target_key, self.bias_key = loss["target_key"], loss["bias_key"]
-        self.regularizer = EnDRegularizer(self.model, loss["feature_layer"], loss["alpha"], loss["beta"])
+        self.regularizer = EnDRegularizer(self.model, loss["feature_layer"], loss["alpha"], loss["beta"],
+                                          loss["par_pairs"], loss["normalize_features"])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(options["lr"]),
                                           weight_decay=float(options["weight_decay"]))
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=int(options["lr_step_epochs"]),
@@ -56,8 +57,9 @@ class Trainer(TemplateIterator):
             return {"loss": loss.detach(), "ce": ce.detach()}
 
         def log_op():
-            # Both terms, also those not trained on, so vanilla runs show how entangled with colour they are.
-            terms = end_terms(self._last_step["features"], target, bias)
+            # Both terms, also those not trained on, so vanilla runs show how entangled with colour they are; on
+            # normalised features, so that they stay cosines for a net whose feature layer is not normalised.
+            terms = end_terms(self._last_step["features"], target, bias, par_pairs=self.regularizer.par_pairs)
             logits = self._last_step["logits"]
             ce = F.cross_entropy(logits, target)
             scalars = {"ce": ce, "r_perp": terms["perp"], "r_par": terms["par"],
@@ -68,7 +70,7 @@ class Trainer(TemplateIterator):
 
         def eval_op():
             logits = model(image)
-            terms = self.regularizer(target, bias, all_terms=True)
+            terms = end_terms(self.regularizer.features, target, bias, par_pairs=self.regularizer.par_pairs)
             return {"pred": logits.argmax(1), "target": target, "bias": bias,
                     "ce": F.cross_entropy(logits, target), "r_perp": terms["perp"], "r_par": terms["par"]}
 

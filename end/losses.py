@@ -6,7 +6,9 @@ On the batch's L2-normalised features D (B, F), G is the strictly lower-triangul
 
 - Disentangling: R_perp = sum_b |sum of G over pairs within bias class b| / number of such pairs.
 - Entangling: R_par = 1 - mean over pairs of one target class and different bias classes of (1 + G) / 2,
-  and 0 when the batch holds no such pair.
+  and 0 when the batch holds no such pair. Which pairs (``par_pairs``): ``official``, as EnD's ``abs_parallel``
+  counts them, only the pairs i > j whose bias label of i is the smaller (its loop over sorted bias classes b and
+  the classes after b): about half of them; ``all``: every such pair, as the paper's formula reads.
 
 Loss = CE + alpha R_perp + beta R_par. :class:`EnDRegularizer` reads D through a forward hook on a layer named in
 the config, so it works with any model that has such a layer.
@@ -19,14 +21,18 @@ import torch
 import torch.nn.functional as F
 
 
-def pairwise_similarity(features: torch.Tensor) -> torch.Tensor:
-    """G: cosine similarities of the rows of ``features`` (B, ...), strictly lower-triangular, clamped to [-1, 1].
+def pairwise_similarity(features: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
+    """G: dot products of the flattened rows of ``features`` (B, ...), strictly lower-triangular, clamped to [-1, 1];
+    cosine similarities when ``normalize`` (or when the rows already have unit length).
 
-    The features are flattened and L2-normalised here; for an already normalised layer (SimpleConvNet's
-    ``features_norm``) that changes neither the values nor the gradients.
+    The regulariser takes its layer's output as it is (``normalize=False``), as EnD's code does: SimpleConvNet's
+    ``features_norm`` is already unit-length, and normalising again, though equal in exact arithmetic, changes the
+    rounding enough that Adam's updates drift from the official code's within a few steps.
     """
-    unit = F.normalize(features.flatten(1), dim=1)
-    return torch.tril(unit @ unit.T, diagonal=-1).clamp(-1.0, 1.0)
+    rows = features.flatten(1)
+    if normalize:
+        rows = F.normalize(rows, dim=1)
+    return torch.tril(rows @ rows.T, diagonal=-1).clamp(-1.0, 1.0)
 
 
 def check_labels(gram: torch.Tensor, **labels: torch.Tensor) -> None:
@@ -49,28 +55,36 @@ def disentangling_term(gram: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return within.abs().sum() / pairs
 
 
-def entangling_term(gram: torch.Tensor, target: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+PAR_PAIRS = ("official", "all")
+
+
+def entangling_term(gram: torch.Tensor, target: torch.Tensor, bias: torch.Tensor,
+                    pairs: str = "official") -> torch.Tensor:
     """R_par from G (B, B, strictly lower-triangular), target and bias labels (B,); 0 when no pair of one target
-    class has different bias labels."""
+    class has different bias labels. ``pairs``: see the module's docstring."""
     check_labels(gram, target=target, bias=bias)
+    if pairs not in PAR_PAIRS:
+        raise ValueError(f"par_pairs={pairs!r}; choose one of {list(PAR_PAIRS)}")
     same_target = target[:, None] == target[None, :]
-    other_bias = bias[:, None] != bias[None, :]
+    other_bias = bias[:, None] < bias[None, :] if pairs == "official" else bias[:, None] != bias[None, :]
     mask = torch.tril(same_target & other_bias, diagonal=-1).to(gram.dtype)
-    pairs = mask.sum()
-    if pairs == 0:
+    count = mask.sum()
+    if count == 0:
         return gram.new_zeros(())
-    return 1.0 - ((1.0 + gram) / 2 * mask).sum() / pairs
+    return 1.0 - ((1.0 + gram) / 2 * mask).sum() / count
 
 
 def end_terms(features: torch.Tensor, target: torch.Tensor, bias: torch.Tensor,
-              which: tuple[str, ...] = ("perp", "par")) -> dict[str, torch.Tensor]:
-    """{"perp": R_perp, "par": R_par} (only those in ``which``) from a batch of features."""
-    gram = pairwise_similarity(features)
+              which: tuple[str, ...] = ("perp", "par"), par_pairs: str = "official",
+              normalize: bool = True) -> dict[str, torch.Tensor]:
+    """{"perp": R_perp, "par": R_par} (only those in ``which``) from a batch of features (see
+    :func:`pairwise_similarity` for ``normalize``)."""
+    gram = pairwise_similarity(features, normalize=normalize)
     terms = {}
     if "perp" in which:
         terms["perp"] = disentangling_term(gram, bias)
     if "par" in which:
-        terms["par"] = entangling_term(gram, target, bias)
+        terms["par"] = entangling_term(gram, target, bias, par_pairs)
     return terms
 
 
@@ -92,10 +106,13 @@ class EnDRegularizer:
     a term whose weight is 0 is not computed (and absent from the dict unless ``all_terms``).
     """
 
-    def __init__(self, model: torch.nn.Module, feature_layer: str, alpha: float = 0.1, beta: float = 0.1):
+    def __init__(self, model: torch.nn.Module, feature_layer: str, alpha: float = 0.1, beta: float = 0.1,
+                 par_pairs: str = "official", normalize: bool = False):
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha={alpha} and beta={beta} weigh penalties and must be >= 0")
-        self.alpha, self.beta = float(alpha), float(beta)
+        if par_pairs not in PAR_PAIRS:
+            raise ValueError(f"Loss/par_pairs={par_pairs!r}; choose one of {list(PAR_PAIRS)}")
+        self.alpha, self.beta, self.par_pairs, self.normalize = float(alpha), float(beta), par_pairs, normalize
         self.feature_layer = feature_layer
         self.features: torch.Tensor | None = None
         self.handle = find_layer(model, feature_layer).register_forward_hook(self.capture)
@@ -115,7 +132,7 @@ class EnDRegularizer:
             raise RuntimeError(f"no features captured from layer {self.feature_layer!r}: run the model forward "
                                f"before computing the EnD terms")
         which = tuple(name for name, weight in self.weights.items() if weight > 0 or all_terms)
-        terms = end_terms(self.features, target, bias, which) if which else {}
+        terms = end_terms(self.features, target, bias, which, self.par_pairs, self.normalize) if which else {}
         loss = sum((self.weights[name] * value for name, value in terms.items() if self.weights[name] > 0),
                    start=self.features.new_zeros(()))
         return {"loss": loss, **terms}

@@ -5,6 +5,12 @@
     python -m end.sweep ... --random 6         # 6 (alpha, beta) pairs drawn log-uniformly in the given ranges
     python -m end.sweep ... --paper            # paper scale (no CPU overlay); extra arguments are overrides
 
+The paper's reporting (EnD's README and results.py): a random search of 20 or more (alpha, beta) drawn uniformly in
+[0, 1], one seed each, then the mean ± std (population std, as its results.py) of the 3 runs with the best validation
+accuracy:
+
+    python -m end.sweep --paper --rho 0.997 --seeds 0 --alpha 0 1 --beta 0 1 --random 20 --top 3 --vanilla
+
 Every finished run is appended to <out>/runs.jsonl; running the same command again skips those runs, so an
 interrupted sweep continues where it stopped. Tables: <out>/results.md and <out>/results.csv.
 Selection uses validation accuracy only, never the test sets.
@@ -100,6 +106,37 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
+def top_runs(records: list[dict], k: int) -> list[dict]:
+    """Per (method, rho), the ``k`` runs with the best validation accuracy (any alpha, beta and seed) and the mean
+    and population std (ddof=0, as EnD's results.py) of their accuracies, as the paper reports its table."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["method"], float(record["rho"])), []).append(record)
+    rows = []
+    for (method, rho), members in sorted(groups.items(), key=lambda item: (-item[0][1], item[0][0] != "vanilla")):
+        best = sorted(members, key=lambda r: r["validation"], reverse=True)[:k]
+        row = {"method": method, "rho": rho, "runs": len(members), "top": len(best),
+               "settings": [(r["alpha"], r["beta"], r["seed"]) for r in best],
+               "paper_unbiased": PAPER_UNBIASED.get(method, {}).get(round(rho, 3), math.nan)}
+        for metric in ("validation", "biased", "unbiased"):
+            values = np.array([100 * r[metric] for r in best])
+            row[f"{metric}_mean"], row[f"{metric}_std"] = float(values.mean()), float(values.std(ddof=0))
+        rows.append(row)
+    return rows
+
+
+def top_markdown(rows: list[dict], k: int) -> str:
+    lines = [f"Accuracy (%) at the best validation epoch, mean ± std of the {k} runs with the best validation "
+             f"accuracy (the paper's reporting):", "",
+             "| rho | method | runs | top (alpha, beta, seed) | validation | biased test | unbiased test | "
+             "paper unbiased |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        settings = "; ".join(f"({a:g}, {b:g}, {s})" for a, b, s in r["settings"])
+        lines.append(f"| {r['rho']:g} | {'EnD' if r['method'] == 'end' else r['method']} | {r['runs']} | {settings} | "
+                     f"{pm(r, 'validation')} | {pm(r, 'biased')} | {pm(r, 'unbiased')} | {r['paper_unbiased']:g} |")
+    return "\n".join(lines) + "\n"
+
+
 def pm(row: dict, metric: str) -> str:
     return f"{row[f'{metric}_mean']:.1f} ± {row[f'{metric}_std']:.1f}"
 
@@ -120,10 +157,12 @@ def markdown(rows: list[dict]) -> str:
                       "All settings:", "", *header, *(line(r) for r in ordered)]) + "\n"
 
 
-def write_tables(records: list[dict], out: str) -> list[dict]:
+def write_tables(records: list[dict], out: str, top: int | None = None) -> list[dict]:
     rows = summarise(records)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(markdown(rows))
+        if top and records:
+            f.write("\n" + top_markdown(top_runs(records, top), top))
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["method"])
         writer.writeheader()
@@ -154,6 +193,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--random", type=int, default=None, metavar="N",
                         help="N random (alpha, beta) pairs within the ranges of --alpha and --beta instead of the grid")
     parser.add_argument("--search-seed", type=int, default=0, help="seed of the random search")
+    parser.add_argument("--top", type=int, default=None, metavar="K",
+                        help="also report the mean ± std of the K runs with the best validation accuracy (paper: 3)")
     parser.add_argument("--vanilla", action="store_true", help="also train the vanilla baseline for every rho")
     parser.add_argument("--paper", action="store_true", help="paper scale (default: the CPU-scale overlay)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once")
@@ -185,12 +226,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                  "run": folder}
         with open(records_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
-        write_tables(read_records(records_path), args.out)
+        write_tables(read_records(records_path), args.out, args.top)
 
     run_all(list(settings), os.path.join(os.path.abspath(args.log_root), "end_sweep"), jobs=args.jobs,
             cpu=not args.paper, threads=args.threads, on_finish=record)
-    rows = write_tables(read_records(records_path), args.out)
+    records = read_records(records_path)
+    rows = write_tables(records, args.out, args.top)
     print(markdown(rows))
+    if args.top and records:
+        print(top_markdown(top_runs(records, args.top), args.top))
     print(f"tables: {os.path.join(args.out, 'results.md')}, {os.path.join(args.out, 'results.csv')}")
     return rows
 

@@ -4,7 +4,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from end.data import PALETTE, BiasedMNIST, assign_colours, colourize, holdout_split
+from end.data import PALETTE, BiasedMNIST, assign_colours, colourize, holdout_split, official_colouring
 
 
 def digits_with_counts(counts):
@@ -58,7 +58,7 @@ def test_holdout_is_disjoint_and_covers_everything():
 
 @pytest.fixture(scope="module")
 def splits(mnist_available):
-    config = {"Data": {"rho": 0.99, "seed": 3}}
+    config = {"Data": {"protocol": "heldout", "rho": 0.99, "seed": 3}}
     return {split: BiasedMNIST(split, config=config) for split in
             ("train", "validation", "test_biased", "test_unbiased")}
 
@@ -102,7 +102,7 @@ def test_examples_are_float_images_in_the_unit_range(splits):
 
 
 def test_subsets_and_the_rho_argument(mnist_available):
-    config = {"Data": {"rho": 0.99, "train_subset": 3000, "eval_subset": 500}}
+    config = {"Data": {"protocol": "heldout", "rho": 0.99, "train_subset": 3000, "eval_subset": 500}}
     train = BiasedMNIST("train", config=config)
     assert len(train) == 3000 and len(BiasedMNIST("test_unbiased", config=config)) == 500
     assert BiasedMNIST("train", rho=0.5, config=config).rho == 0.5
@@ -110,3 +110,53 @@ def test_subsets_and_the_rho_argument(mnist_available):
         BiasedMNIST("valid", config=config)
     with pytest.raises(ValueError, match="train_subset"):
         BiasedMNIST("train", config={"Data": {"train_subset": 10 ** 6}})
+
+
+@pytest.mark.parametrize("rho", [0.997, 0.99, 1.0, 0.1])
+def test_official_colouring_gives_chunks_of_the_ceiling_to_shuffled_other_colours(rho):
+    counts = np.array([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])  # MNIST's training digits
+    digits = digits_with_counts(counts)
+    order, colours = official_colouring(digits, rho, np.random.RandomState(42))
+    assert sorted(order) == list(range(len(digits)))  # every image once
+    for digit, n in enumerate(counts):
+        mine = colours[digits[order] == digit]
+        aligned = int(n * rho)
+        assert int(np.sum(mine == digit)) == aligned
+        others = np.bincount(mine[mine != digit], minlength=10)
+        chunk = int(np.ceil((n - aligned) / 9))
+        sizes = sorted(others[others > 0], reverse=True)
+        # full chunks of ceil(rest / 9), then what is left, over as few colours as that takes
+        assert all(size == chunk for size in sizes[:-1]) and (not sizes or 0 < sizes[-1] <= chunk)
+        assert sum(sizes) == n - aligned
+
+
+def test_official_colouring_is_fixed_by_the_seed_and_changes_with_it():
+    digits = digits_with_counts(np.full(10, 300))
+    first = official_colouring(digits, 0.9, np.random.RandomState(42))
+    again = official_colouring(digits, 0.9, np.random.RandomState(42))
+    other = official_colouring(digits, 0.9, np.random.RandomState(7))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[1], other[1])
+
+
+@pytest.fixture(scope="module")
+def official(mnist_available):
+    config = {"Data": {"protocol": "official", "rho": 0.997}}
+    return {split: BiasedMNIST(split, config=config) for split in ("train", "validation")}
+
+
+def test_official_protocol_trains_on_every_image_and_validates_on_a_recoloured_30_percent(official):
+    train, validation = official["train"], official["validation"]
+    assert len(train) == 60000 and len(validation) == 18000
+    assert sorted(train.mnist_indices) == list(range(60000))
+    assert len(np.unique(validation.mnist_indices)) == 18000  # a subset of the same images, no repeats
+    labels = validation.labels
+    conflicting = np.mean(labels["color"] != labels["class"])
+    assert 0.85 < conflicting < 0.95  # recoloured at rho 0.1: about 90% off the digit's own colour
+    own = np.mean(train.labels["color"] == train.labels["class"])
+    assert own == pytest.approx(0.997, abs=1e-3)
+
+
+def test_unknown_protocol_is_refused(mnist_available):
+    with pytest.raises(ValueError, match="heldout"):
+        BiasedMNIST("train", config={"Data": {"protocol": "held-out"}})

@@ -8,8 +8,9 @@ from end.losses import (EnDRegularizer, disentangling_term, end_terms, entanglin
                         pairwise_similarity)
 
 
-def loop_terms(features, target, bias):
-    """R_perp and R_par summed pair by pair (i > j), straight from the definitions."""
+def loop_terms(features, target, bias, pairs="all"):
+    """R_perp and R_par summed pair by pair (i > j), straight from the definitions. ``pairs="official"`` counts in
+    R_par only the pairs whose later sample has the smaller bias label, as EnD's ``abs_parallel`` does."""
     unit = F.normalize(features.flatten(1), dim=1)
     n = len(unit)
     within = {}
@@ -21,7 +22,7 @@ def loop_terms(features, target, bias):
             if bias[i] == bias[j]:
                 within[int(bias[i])] = within.get(int(bias[i]), 0.0) + similarity
                 perp_pairs += 1
-            elif target[i] == target[j]:
+            elif target[i] == target[j] and (pairs == "all" or bias[i] < bias[j]):
                 par_sum = par_sum + (1 + similarity) / 2
                 par_pairs += 1
     perp = sum(abs(s) for s in within.values()) / perp_pairs if perp_pairs else torch.tensor(0.0)
@@ -37,22 +38,24 @@ def random_batch(seed, n=24, dim=6, classes=3, biases=4):
     return features, target, bias
 
 
+@pytest.mark.parametrize("pairs", ["official", "all"])
 @pytest.mark.parametrize("seed", range(5))
-def test_terms_match_double_loop(seed):
+def test_terms_match_double_loop(seed, pairs):
     features, target, bias = random_batch(seed)
-    terms = end_terms(features, target, bias)
-    perp, par = loop_terms(features, target, bias)
+    terms = end_terms(features, target, bias, par_pairs=pairs)
+    perp, par = loop_terms(features, target, bias, pairs)
     assert terms["perp"].item() == pytest.approx(perp.item(), rel=1e-10)
     assert terms["par"].item() == pytest.approx(par.item(), rel=1e-10)
 
 
-def test_gradients_match_double_loop():
+@pytest.mark.parametrize("pairs", ["official", "all"])
+def test_gradients_match_double_loop(pairs):
     features, target, bias = random_batch(7, n=12)
     vectorised = features.clone().requires_grad_(True)
     looped = features.clone().requires_grad_(True)
-    terms = end_terms(vectorised, target, bias)
+    terms = end_terms(vectorised, target, bias, par_pairs=pairs)
     (0.3 * terms["perp"] + 0.7 * terms["par"]).backward()
-    perp, par = loop_terms(looped, target, bias)
+    perp, par = loop_terms(looped, target, bias, pairs)
     (0.3 * perp + 0.7 * par).backward()
     torch.testing.assert_close(vectorised.grad, looped.grad, rtol=1e-9, atol=1e-12)
 
@@ -90,11 +93,19 @@ def test_identical_features_of_one_target_across_bias_classes_give_zero_par():
     assert entangling_term(pairwise_similarity(features), target, bias).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_opposite_features_of_one_target_give_par_one():
+@pytest.mark.parametrize("pairs", ["official", "all"])
+def test_opposite_features_of_one_target_give_par_one(pairs):
     target = torch.tensor([4, 4])
-    bias = torch.tensor([0, 1])
+    bias = torch.tensor([1, 0])  # the later sample has the smaller bias label: a pair under both rules
     features = torch.tensor([[1.0, 2.0], [-1.0, -2.0]])
-    assert entangling_term(pairwise_similarity(features), target, bias).item() == pytest.approx(1.0)
+    assert entangling_term(pairwise_similarity(features), target, bias, pairs).item() == pytest.approx(1.0)
+
+
+def test_official_pairs_skip_a_pair_whose_later_sample_has_the_larger_bias_label():
+    target, bias = torch.tensor([4, 4]), torch.tensor([0, 1])
+    gram = pairwise_similarity(torch.tensor([[1.0, 2.0], [-1.0, -2.0]]))
+    assert entangling_term(gram, target, bias, "official").item() == 0.0
+    assert entangling_term(gram, target, bias, "all").item() == pytest.approx(1.0)
 
 
 def test_terms_are_zero_without_pairs():
@@ -125,15 +136,16 @@ class TwoLayerNet(nn.Module):
         return self.head(self.embedding(self.body(x)))
 
 
-def test_hook_reads_the_named_layer_of_any_model():
+@pytest.mark.parametrize("normalize", [False, True])
+def test_hook_reads_the_named_layer_of_any_model(normalize):
     torch.manual_seed(0)
     model = TwoLayerNet()
-    regularizer = EnDRegularizer(model, "embedding", alpha=0.5, beta=2.0)
+    regularizer = EnDRegularizer(model, "embedding", alpha=0.5, beta=2.0, normalize=normalize)
     x = torch.randn(16, 5)
     target, bias = torch.randint(0, 3, (16,)), torch.randint(0, 2, (16,))
     model(x)
     terms = regularizer(target, bias)
-    expected = end_terms(model.embedding(model.body(x)), target, bias)
+    expected = end_terms(model.embedding(model.body(x)), target, bias, normalize=normalize)
     torch.testing.assert_close(terms["perp"], expected["perp"])
     torch.testing.assert_close(terms["par"], expected["par"])
     torch.testing.assert_close(terms["loss"], 0.5 * expected["perp"] + 2.0 * expected["par"])
@@ -178,3 +190,29 @@ def test_terms_before_any_forward_pass_are_an_error():
 def test_negative_weights_are_refused():
     with pytest.raises(ValueError, match=">= 0"):
         EnDRegularizer(TwoLayerNet(), "embedding", alpha=-0.1)
+
+
+def test_official_pairs_are_about_half_of_all_cross_colour_pairs_and_change_the_value():
+    features, target, bias = random_batch(11, n=64, classes=2, biases=5)
+    official = end_terms(features, target, bias, par_pairs="official")["par"]
+    every = end_terms(features, target, bias, par_pairs="all")["par"]
+    assert official.item() != pytest.approx(every.item(), abs=1e-6)
+    lower = torch.tril(torch.ones(64, 64, dtype=torch.bool), diagonal=-1)
+    same = (target[:, None] == target[None, :]) & lower
+    n_official = int((same & (bias[:, None] < bias[None, :])).sum())
+    n_all = int((same & (bias[:, None] != bias[None, :])).sum())
+    assert 0.35 < n_official / n_all < 0.65
+
+
+def test_unknown_pair_rule_is_refused():
+    features, target, bias = random_batch(0)
+    with pytest.raises(ValueError, match="official"):
+        end_terms(features, target, bias, par_pairs="some")
+
+
+def test_unnormalised_similarity_is_the_plain_dot_product_and_equals_cosine_on_unit_rows():
+    features = torch.randn(6, 4, dtype=torch.float64) * 0.3
+    raw = pairwise_similarity(features, normalize=False)
+    torch.testing.assert_close(raw, torch.tril(features @ features.T, diagonal=-1).clamp(-1, 1))
+    unit = F.normalize(features, dim=1)
+    torch.testing.assert_close(pairwise_similarity(unit, normalize=False), pairwise_similarity(features))

@@ -26,6 +26,9 @@ class L2Normalize(nn.Module):
         return F.normalize(x, p=2, dim=1)
 
 
+LAST_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
 def _scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
@@ -36,13 +39,20 @@ class SimpleConvNet(nn.Module):
     4 x conv 7x7 (stride 1, padding 3) with widths 16, 32, 64, 128 (times ``width``), BN + ReLU after the first
     three and BN + Tanh after the last; global average pooling; per-sample L2 normalisation (``features_norm``);
     a linear classifier. Kaiming-normal (fan_out) init for the convs.
+
+    ``last_activation="relu", normalize=False`` gives ReBias's SimpleConvNet (Bahng et al. 2020), the network of
+    the EnD paper's vanilla row: BN + ReLU after all four convs and no normalisation (``features_norm`` is then
+    the identity).
     """
 
     #: name of the submodule whose output is the normalised feature vector (for forward hooks)
     feature_layer = "features_norm"
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, kernel_size: int = 7):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, kernel_size: int = 7,
+                 *, last_activation: str = "tanh", normalize: bool = True):
         super().__init__()
+        if last_activation not in LAST_ACTIVATIONS:
+            raise ValueError(f"last_activation={last_activation!r}; choose one of {sorted(LAST_ACTIVATIONS)}")
         widths = [_scaled(c, width) for c in (16, 32, 64, 128)]
         layers: list[nn.Module] = []
         prev = in_channels
@@ -51,12 +61,12 @@ class SimpleConvNet(nn.Module):
             layers += [
                 nn.Conv2d(prev, out, kernel_size, stride=1, padding=kernel_size // 2),
                 nn.BatchNorm2d(out),
-                nn.Tanh() if last else nn.ReLU(),
+                LAST_ACTIVATIONS[last_activation]() if last else nn.ReLU(),
             ]
             prev = out
         self.extracter = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.features_norm = L2Normalize()
+        self.features_norm = L2Normalize() if normalize else nn.Identity()
         self.fc = nn.Linear(widths[-1], num_classes)
         self.feature_dim = widths[-1]
         for m in self.modules():
@@ -68,7 +78,7 @@ class SimpleConvNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """L2-normalised pooled features, shape (B, 128 * width)."""
+        """Pooled features (L2-normalised unless ``normalize=False``), shape (B, 128 * width)."""
         return self.features_norm(self.avgpool(self.extracter(x)).flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
