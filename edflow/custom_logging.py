@@ -3,6 +3,7 @@ class, writing through tqdm so that messages do not break the progress bars."""
 from __future__ import annotations
 
 import logging
+import sys
 
 from tqdm.auto import tqdm
 
@@ -12,7 +13,7 @@ ROOT_NAME = "edflow"
 class _TqdmHandler(logging.Handler):
     def emit(self, record):
         try:
-            tqdm.write(self.format(record), file=None)
+            tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # a logging handler must never raise into the caller
             self.handleError(record)
 
