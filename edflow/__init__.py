@@ -11,6 +11,14 @@ def __getattr__(name):
         from edflow.iterators.template_iterator import TemplateIterator
 
         return TemplateIterator
+    if name == "get_logger":
+        from edflow.custom_logging import get_logger
+
+        return get_logger
+    if name == "Hook":
+        from edflow.hooks.hook import Hook
+
+        return Hook
     if name in ("retrieve", "get_obj_from_str"):
         from edflow import util
 

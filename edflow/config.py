@@ -21,6 +21,7 @@ RUNNER_KEYS = {
     "num_epochs": 1,
     "num_steps": None,
     "log_freq": 100,
+    "hook_freq": 1,
     "ckpt_freq": None,
     "ckpt_keep": 3,
     "eval_freq": 1,
@@ -54,6 +55,7 @@ RUNNER_KEY_TYPES: dict[str, tuple] = {
     "num_epochs": (int,),
     "num_steps": (int, None),
     "log_freq": (int,),
+    "hook_freq": (int,),
     "ckpt_freq": (int, None),
     "ckpt_keep": (int, None),
     "eval_freq": (int,),
@@ -76,7 +78,7 @@ RUNNER_KEY_CHOICES = {"amp": (None, "bf16", "fp16"), "nan_policy": ("stop", "ski
 # Inclusive bounds of integer runner keys; the seed must suit numpy's and torch's generators.
 RUNNER_KEY_RANGES = {
     "batch_size": (1, None), "eval_batch_size": (1, None), "num_epochs": (0, None), "num_steps": (0, None),
-    "log_freq": (1, None), "ckpt_freq": (1, None), "ckpt_keep": (0, None), "eval_freq": (1, None),
+    "log_freq": (1, None), "hook_freq": (1, None), "ckpt_freq": (1, None), "ckpt_keep": (0, None), "eval_freq": (1, None),
     "eval_max_batches": (1, None), "seed": (0, 2**32 - 1), "num_workers": (0, None),
 }
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Mapping: "a mapping",

@@ -51,9 +51,10 @@ def save_image_grid(images, path: str, nrow: int | None = None) -> str:
 class Logger:
     """Logs of one run. Only the process with rank 0 writes; other ranks get a logger that does nothing."""
 
-    def __init__(self, root: str, config: Mapping, enabled: bool = True):
+    def __init__(self, root: str, config: Mapping, enabled: bool = True, name: str = "run"):
         self.root = root
         self.enabled = enabled
+        self.name = name
         self.metrics_path = os.path.join(root, "metrics.jsonl")
         integrations = config.get("integrations") or {}
         self.tensorboard = self._tensorboard(integrations.get("tensorboard")) if enabled else None
@@ -78,7 +79,8 @@ class Logger:
             raise ConfigError("integrations/wandb is on but wandb is not installed: "
                               "pip install 'fairtoolkit[wandb]' or set integrations.wandb=false") from error
         options = options if isinstance(options, Mapping) else {}
-        return wandb.init(project=options.get("project", "fairtoolkit"), name=os.path.basename(self.root),
+        return wandb.init(project=options.get("project") or "fairtoolkit", entity=options.get("entity"),
+                          name=os.path.basename(self.root),
                           dir=self.root, config=dict(config), mode=options.get("mode"), reinit=True)
 
     def scalars(self, scalars: Mapping, step: int, **fields) -> None:
@@ -133,6 +135,30 @@ class Logger:
             if self.tensorboard:
                 self.tensorboard.add_figure(name, figure, step, close=False)
             plt.close(figure)
+
+    # edflow 0.4's iterators had a standard logger as self.logger: its message methods go to the terminal
+    def messages(self):
+        from edflow.custom_logging import get_logger
+
+        return get_logger(self.name)
+
+    def debug(self, *args, **kwargs):
+        self.messages().debug(*args, **kwargs)
+
+    def info(self, *args, **kwargs):
+        self.messages().info(*args, **kwargs)
+
+    def warning(self, *args, **kwargs):
+        self.messages().warning(*args, **kwargs)
+
+    def error(self, *args, **kwargs):
+        self.messages().error(*args, **kwargs)
+
+    def exception(self, *args, **kwargs):
+        self.messages().exception(*args, **kwargs)
+
+    def critical(self, *args, **kwargs):
+        self.messages().critical(*args, **kwargs)
 
     def close(self) -> None:
         if self.tensorboard:

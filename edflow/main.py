@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from edflow import checkpoint as ckpt
+from edflow import compat
 from edflow import distributed as dist
 from edflow.config import (ConfigError, apply_overrides, check_runner_keys, deep_merge, dump_yaml, load_configs,
                            load_yaml, parse_overrides, unknown_key_message, with_defaults)
@@ -145,7 +146,9 @@ def build_iterator(config: dict, root: str, train: bool):
     first_stage = load_first_stages(config.get("first_stage"), config.get("device", "cpu"))
     model = get_obj_from_str(config["model"])(config)
     iterator_cls = get_obj_from_str(config["iterator"])
-    return iterator_cls(config, root, model, datasets=datasets, first_stage=first_stage)
+    compat.prepare_config(config, iterator_cls, datasets, train)
+    return iterator_cls(config, root, model, datasets=datasets, first_stage=first_stage,
+                        hook_freq=config.get("hook_freq", 1), num_epochs=config.get("num_epochs", 1))
 
 
 def start_checkpoint(args, iterator) -> str | None:
@@ -169,13 +172,16 @@ def run(argv: list[str] | None = None) -> str:
     config["device"] = dist.init_from_environment(config.get("device", "cpu"))
     root = existing or run_root(args, config)
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
+    config_path = os.path.join(root, "configs", f"{'train' if args.train else 'eval'}_{stamp}.yaml")
     if dist.is_main_process():
-        dump_yaml(config, os.path.join(root, "configs", f"{'train' if args.train else 'eval'}_{stamp}.yaml"))
+        dump_yaml(config, config_path)
     seed_everything(int(config.get("seed", 0)))
     iterator = build_iterator(config, root, train=args.train)
+    if dist.is_main_process():
+        dump_yaml(config, config_path)  # with what building it filled in (edflow 0.4 style: num_steps)
     checkpoint = start_checkpoint(args, iterator)
     if checkpoint:
-        iterator.restore(checkpoint)
+        compat.restore(iterator, checkpoint)
         print(f"edflow: restored {checkpoint} (step {iterator.global_step})", file=sys.stderr)
     if args.train:
         iterator.fit()

@@ -9,6 +9,7 @@ import sys
 import time
 
 from edflow import checkpoint as ckpt
+from edflow import compat
 from edflow.config import ConfigError, dump_yaml
 from edflow.first_stage import FirstStageError
 from edflow.main import build_config, build_iterator, seed_everything, start_checkpoint
@@ -98,7 +99,7 @@ def evaluate_run(argv: list[str]) -> tuple[dict, str]:
     iterator = build_iterator(config, run, train=False)
     if callbacks:  # replaces the iterator's own callbacks too, not only those the config names
         iterator.get_callbacks = lambda: {name: get_obj_from_str(path) for name, path in callbacks.items()}
-    iterator.restore(start_checkpoint(args, iterator))
+    compat.restore(iterator, start_checkpoint(args, iterator))
     results = iterator.evaluate_all()
     iterator.logger.close()
     if not results:

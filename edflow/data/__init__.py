@@ -1,4 +1,5 @@
-from edflow.data.dataset import (ArrayDataset, ConcatenatedDataset, DatasetMixin, ExampleDataset, ProcessedDataset,
-                                 SubDataset)
+from edflow.data.dataset import (ArrayDataset, ConcatenatedDataset, DatasetMixin, ExampleDataset, PRNGMixin,
+                                 ProcessedDataset, SubDataset)
 
-__all__ = ["ArrayDataset", "DatasetMixin", "SubDataset", "ConcatenatedDataset", "ProcessedDataset", "ExampleDataset"]
+__all__ = ["ArrayDataset", "DatasetMixin", "SubDataset", "ConcatenatedDataset", "ProcessedDataset", "ExampleDataset",
+           "PRNGMixin"]

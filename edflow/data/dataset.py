@@ -4,6 +4,7 @@ Examples are dicts of numpy arrays or numbers so that torch's default collate tu
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence
 
 import numpy as np
@@ -14,22 +15,39 @@ class DataError(Exception):
     """A dataset that cannot be read as configured; the message names the file or folder and how to fix it."""
 
 
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """A dataset's files are in none of the places searched."""
+
+
+class CorruptDataError(DataError, ValueError):
+    """A dataset file exists but is truncated or not in the expected format."""
+
+
 class DatasetMixin(torch.utils.data.Dataset):
     """Base class: implement ``get_example(i)`` and ``__len__``; optionally fill ``self.labels``.
 
     ``labels`` maps a name to an array with one entry per example; label values are also merged into every
-    example (an example's own keys win), as edflow did.
+    example (an example's own keys win).
+
+    As in edflow 0.4, a dataset that wraps another as ``self.data`` gets its length, examples and labels by default.
     """
 
     def get_example(self, i: int) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} must implement get_example(i)")
+        if "data" in self.__dict__:
+            return self.data[i]
+        raise NotImplementedError(f"{type(self).__name__} must implement get_example(i) (or wrap a dataset as "
+                                  f"self.data)")
 
     def __len__(self) -> int:
-        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+        if "data" in self.__dict__:
+            return len(self.data)
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__ (or wrap a dataset as self.data)")
 
     @property
     def labels(self) -> dict:
-        return self.__dict__.get("_labels", {})
+        if "_labels" in self.__dict__:
+            return self._labels
+        return getattr(self.__dict__.get("data"), "labels", None) or {}
 
     @labels.setter
     def labels(self, value: dict):
@@ -46,6 +64,20 @@ class DatasetMixin(torch.utils.data.Dataset):
         example.update(self.get_example(i))
         example.setdefault("index_", i)
         return example
+
+
+class PRNGMixin:
+    """``self.prng``: a numpy RandomState of the process that uses it (a new one in each data-loader worker, so
+    workers do not draw the same numbers), as in edflow 0.4. Unlike edflow's, it is seeded from numpy's global
+    generator, which the runner seeds from ``seed`` (and torch seeds per worker), so runs repeat."""
+
+    @property
+    def prng(self) -> np.random.RandomState:
+        pid = os.getpid()
+        if self.__dict__.get("_prng_pid") != pid:
+            self._prng_pid = pid
+            self._prng = np.random.RandomState(np.random.randint(2 ** 31))
+        return self._prng
 
 
 class SubDataset(DatasetMixin):

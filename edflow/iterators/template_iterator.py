@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from edflow import checkpoint as ckpt
+from edflow import compat
 from edflow import distributed as dist
 from edflow.config import ConfigError, dump_yaml, to_plain
 from edflow.data.dataset import ExampleDataset
@@ -62,7 +63,7 @@ class TemplateIterator:
         self.datasets = dict(datasets or {})
         self.first_stages = first_stage if isinstance(first_stage, Mapping) else None
         self.first_stage = None if self.first_stages is not None else first_stage
-        self.logger = logger or Logger(root, config, enabled=dist.is_main_process())
+        self.logger = logger or Logger(root, config, enabled=dist.is_main_process(), name=type(self).__name__)
         self.hooks: list = []
         self.amp = config.get("amp")
         if self.amp not in (None, "bf16", "fp16"):
@@ -80,6 +81,10 @@ class TemplateIterator:
         self.best: dict | None = None
         self._stop_requested = False
         self._session = self._new_session_name()
+        # edflow 0.4 passed these to every iterator; its iterators read them as attributes
+        self.hook_freq = int(kwargs.get("hook_freq", config.get("hook_freq", 1)) or 1)
+        self.num_epochs = kwargs.get("num_epochs", config.get("num_epochs", 1))
+        self._numpy_batches = compat.wants_numpy_batches(self)
 
     # --- what a method implements -------------------------------------------------------------------------
     def step_op(self, model, **batch) -> dict:
@@ -89,11 +94,17 @@ class TemplateIterator:
         """Evaluation callbacks ``fn(root, data_in, data_out, config) -> dict``; by default those named in
         ``eval_pipeline/callbacks`` (a mapping name -> dotted path)."""
         named = retrieve(self.config, "eval_pipeline/callbacks", default={}) or {}
-        return {name: get_obj_from_str(path) if isinstance(path, str) else path for name, path in named.items()}
+        callbacks = compat.edflow_callbacks(self)
+        callbacks.update({name: get_obj_from_str(path) if isinstance(path, str) else path
+                          for name, path in named.items()})
+        return callbacks
 
     # --- helpers for step ops ------------------------------------------------------------------------------
-    def get_global_step(self) -> int:
+    def get_global_step(self, *args, **kwargs) -> int:
         return self.global_step
+
+    def set_global_step(self, step: int) -> None:
+        self.global_step = int(step)
 
     def autocast(self):
         if self.amp is None:
@@ -216,7 +227,7 @@ class TemplateIterator:
         path = os.path.join(self.checkpoint_dir, f"model-{self.global_step}.ckpt")
         self.synchronise_buffers()
         if dist.is_main_process():
-            self.save(path)
+            compat.save(self, path)
             ckpt.prune(self.checkpoint_dir, self.config.get("ckpt_keep", 3))
             self._write_status("running")
         dist.barrier()
@@ -241,6 +252,8 @@ class TemplateIterator:
             dist.average_buffers_(module)
 
     def to_device(self, batch: Mapping) -> dict:
+        if self._numpy_batches:
+            return compat.numpy_batch(batch)
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def num_training_steps(self) -> int:
@@ -285,8 +298,7 @@ class TemplateIterator:
                 if self.batch_in_epoch >= steps_per_epoch:
                     self.epoch += 1
                     self.batch_in_epoch = 0
-                    for hook in self.hooks:
-                        getattr(hook, "after_epoch", lambda it: None)(self)
+                    compat.run_hooks(self, "after_epoch")
                     if self.epoch % int(self.config.get("eval_freq", 1)) == 0:
                         results = self.evaluate_all()
                         last_evaluated = self.global_step
@@ -306,6 +318,7 @@ class TemplateIterator:
     def run_step(self, batch: Mapping) -> None:
         batch = self.to_device(batch)
         ops = self.step_op(self.model, **batch)
+        compat.run_hooks(self, "before_step", batch=batch, ops=ops)
         skipped_before = self._skipped_in_a_row
         result = ops["train_op"]()
         self.global_step += 1
@@ -318,8 +331,7 @@ class TemplateIterator:
         log_freq = int(self.config.get("log_freq", 100))
         if "log_op" in ops and (self.global_step % log_freq == 0 or self.global_step == 1):
             self.log(ops["log_op"]() or {})
-        for hook in self.hooks:
-            getattr(hook, "after_step", lambda it: None)(self)
+        compat.run_hooks(self, "after_step", step=self.global_step - 1)
 
     def check_finite(self, scalars: Mapping[str, float], where: str) -> None:
         for name, number in scalars.items():
@@ -410,7 +422,8 @@ class TemplateIterator:
         callbacks = self.get_callbacks()
         for name, callback in tqdm(callbacks.items(), desc=f"callbacks {split}", leave=False,
                                    disable=not callbacks):
-            for key, value in (callback(root, self.datasets[split], data_out, self.config) or {}).items():
+            result = callback(root, self.datasets[split], data_out, self.config)
+            for key, value in compat.callback_scalars(result).items():
                 results[f"{split}/{key}"] = to_float(value)
         return results
 
@@ -479,12 +492,20 @@ def _scalars_of(value) -> dict[str, float]:
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            if torch.is_tensor(v) and v.numel() == 1 or isinstance(v, (int, float, np.floating)):
+            if _is_scalar(v):
                 out[str(k)] = to_float(v)
         return out
-    if torch.is_tensor(value) and value.numel() == 1 or isinstance(value, (float, int, np.floating)):
+    if _is_scalar(value):
         return {"loss": to_float(value)}
     return {}
+
+
+def _is_scalar(value) -> bool:
+    if torch.is_tensor(value):
+        return value.numel() == 1
+    if isinstance(value, np.ndarray):  # edflow 0.4 iterators log numpy scalars
+        return value.size == 1
+    return isinstance(value, (int, float, np.floating, np.integer))
 
 
 def epoch_sampler(loader):

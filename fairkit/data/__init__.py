@@ -5,7 +5,7 @@ Every dataset yields {"image": float32 (C, H, W) in [-1, 1], ...labels}; see eac
 from fairkit.data.celeba import CELEBA_ATTRIBUTES, CelebA
 from fairkit.data.cifar import CIFAR10, CIFAR10_CLASSES, load_cifar10
 from fairkit.data.errors import CorruptDataError, DatasetNotFoundError
-from fairkit.data.idx import read_idx, write_idx
+from edflow.datasets.idx import read_idx, write_idx
 from fairkit.data.images import UInt8ImageDataset, data_root
 from fairkit.data.mnist import (FASHION_MNIST_CLASSES, MNIST, FashionMNIST, find_idx_files, load_fashion_mnist,
                                 load_mnist)

@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image
 
 from edflow.data.dataset import DatasetMixin
+from edflow.datasets.celeba import ATTRIBUTE_FILE, IMAGE_FOLDER, PARTITION_FILE, read_attribute_file, \
+    read_partition_file  # noqa: F401 (the names are part of this module's interface)
 from fairkit.data.errors import CorruptDataError, DatasetNotFoundError
 from fairkit.data.images import DATA_ENV_VAR, data_root, subset_indices
 
@@ -27,9 +29,6 @@ CELEBA_ATTRIBUTES = (
     "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
     "Wearing_Necklace", "Wearing_Necktie", "Young")
 CELEBA_SPLITS = {"train": 0, "valid": 1, "validation": 1, "test": 2, "all": None}
-IMAGE_FOLDER = "img_align_celeba"
-ATTRIBUTE_FILE = "list_attr_celeba.txt"
-PARTITION_FILE = "list_eval_partition.txt"
 CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 
 
@@ -62,55 +61,6 @@ def check_layout(folder: Path) -> None:
         hint = f"{folder / IMAGE_FOLDER}.zip is there but not unpacked: run `unzip {IMAGE_FOLDER}.zip` in {folder}.\n"
     raise DatasetNotFoundError(f"CelebA is missing or incomplete in {folder}: missing {', '.join(missing)}.\n"
                                f"{hint}{expected_layout(folder)}")
-
-
-def data_rows(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.strip()]
-
-
-def read_attribute_file(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """File names (N,), the attribute names and the attributes int64 (N, A) in {0, 1} (1 where the file has 1)."""
-    lines = path.read_text(encoding="ascii", errors="replace").splitlines()
-    try:
-        count = int(lines[0])
-        names = lines[1].split()
-    except (IndexError, ValueError) as error:
-        raise CorruptDataError(f"{path} should start with the number of images and a line of attribute names; "
-                               f"it starts with {lines[:2]!r}: replace it with the original {ATTRIBUTE_FILE}") \
-            from error
-    rows = data_rows(lines[2:])
-    if len(rows) != count:
-        raise CorruptDataError(f"{path} announces {count} images but lists {len(rows)}: the file is truncated or "
-                               f"edited; replace it with the original {ATTRIBUTE_FILE}")
-    filenames, values = [], []
-    for row in rows:
-        name, *rest = row.split(None, 1)
-        filenames.append(name)
-        values.append("".join("".join(rest).replace("-1", "0").split()))  # one character per attribute
-    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    digits = np.frombuffer("".join(values).encode("ascii", errors="replace"), dtype=np.uint8) - ord("0")
-    bad_rows = np.flatnonzero(lengths != len(names))
-    if not bad_rows.size:
-        bad_rows = np.flatnonzero((digits.reshape(count, len(names)) > 1).any(axis=1))
-    if bad_rows.size:
-        row = int(bad_rows[0])
-        raise CorruptDataError(f"{path}, line {lines.index(rows[row]) + 1}: expected a file name and "
-                               f"{len(names)} values of -1/1, got {rows[row]!r}")
-    return np.array(filenames), names, digits.reshape(count, len(names)).astype(np.int64)
-
-
-def read_partition_file(path: Path) -> dict[str, int]:
-    """File name -> split code (0 train, 1 valid, 2 test)."""
-    partition = {}
-    for number, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-            raise CorruptDataError(f"{path}, line {number}: expected a file name and a split 0/1/2, got {line!r}; "
-                                   f"replace it with the original {PARTITION_FILE}")
-        partition[fields[0]] = int(fields[1])
-    return partition
 
 
 def split_codes(filenames: np.ndarray, partition: dict[str, int], path: Path) -> np.ndarray:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edflow.datasets.idx import write_idx
 from fairkit.data.celeba import ATTRIBUTE_FILE, CELEBA_ATTRIBUTES, IMAGE_FOLDER, PARTITION_FILE
 from fairkit.data.cifar import CIFAR10_BATCHES, CIFAR10_CLASSES, CIFAR10_FOLDER
-from fairkit.data.idx import write_idx
 from fairkit.data.mnist import SPLIT_SIZES, get_kind, idx_file_names
 
 CELEBA_IMAGE_SIZE = (178, 218)  # width, height of img_align_celeba

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fairkit.data.errors import CorruptDataError, DatasetNotFoundError
-from fairkit.data.idx import idx_magic, read_idx
+from edflow.datasets.idx import idx_magic, read_idx
 from fairkit.data.images import DATA_ENV_VAR, UInt8ImageDataset, data_root
 
 SPLIT_SIZES = {"train": 60000, "test": 10000}

@@ -1,0 +1,3 @@
+from edflow.hooks.hook import Hook
+
+__all__ = ["Hook"]
