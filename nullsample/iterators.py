@@ -33,9 +33,11 @@ from nullsample.null_sampling import check_same_data, null_sample_dataset
 # adversary input before the joint step, so the discriminators catch up with the encoder without a larger lr.
 # input (cFlow): "code", the paper's [z_-s, 0], or "image", the null-sample INN^-1([z_-s, 0]) itself (a deviation:
 # the downstream classifier reads the image, and a flow can hide s from code-space discriminators; README).
+# arch: "mlp" (Linear-BN-ReLU per width in hidden, then Linear) or "residual" (nifr's: Linear(in, hidden[0]),
+# `blocks` residual blocks starting near the identity, Linear(hidden[0], num_s)).
 ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000,
                       "encoder_objective": "reverse_ce", "lr_factor": 1.0, "input": "code", "probe_ridge": 1.0,
-                      "disc_steps": 1}
+                      "disc_steps": 1, "arch": "mlp", "blocks": 1}
 ENCODER_OBJECTIVES = ("reverse_ce", "uniform", "linear_probe")
 NUM_LOGGED_IMAGES = 8
 
@@ -69,8 +71,9 @@ class AdversarialTrainer(TemplateIterator):
             raise ValueError(f"Adversary/input={self.adversary['input']!r} must be one of {self.adversary_inputs} "
                              f"for {type(self).__name__}")
         self.discriminators = DiscriminatorEnsemble(self.adversary_features(), int(self.adversary["num_s"]),
-                                                    int(self.adversary["num_discs"]),
-                                                    self.adversary["hidden"]).to(self.device)
+                                                    int(self.adversary["num_discs"]), self.adversary["hidden"],
+                                                    arch=self.adversary["arch"],
+                                                    blocks=int(self.adversary["blocks"])).to(self.device)
         self.probe_bank = (ProbeBank(self.adversary_features()).to(self.device)
                            if self.adversary["encoder_objective"] == "linear_probe" else None)
         lr = float(self.options["lr"])
