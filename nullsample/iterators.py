@@ -1,7 +1,8 @@
 """Training loops of null-sampling.
 
-- :class:`CFlowTrainer`: the cFlow on the pretrain split; loss = NLL (bits/dim) + weight * mean CE of the
-  discriminator ensemble, which sees [z_-s, 0] through gradient reversal.
+- :class:`CFlowTrainer`: the cFlow on the pretrain split; loss = NLL per dim (``Trainer/nll_units``: bits, or
+  nifr's nats, which weighs the adversary ln 2 more) + weight * mean CE of the discriminator ensemble, which sees
+  [z_-s, 0] through gradient reversal.
 - :class:`CVAETrainer`: the cVAE; loss = reconstruction + kl_weight * KL (per dim) + weight * mean CE, the
   ensemble seeing z through gradient reversal.
 - :class:`ClassifierTrainer`: the downstream classifier; with a first stage (a cFlow or cVAE run) every dataset is
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from edflow import TemplateIterator
 from edflow.config import section
 from nullsample.callbacks import fairness_callback, null_sample_grid
-from nullsample.losses import nll_bits_per_dim, vae_terms
+from nullsample.losses import nll_per_dim, vae_terms
 from nullsample.models.adversary import (DiscriminatorEnsemble, ProbeBank, cross_entropy_to_uniform,
                                          grad_reverse)
 from nullsample.null_sampling import check_same_data, null_sample_dataset
@@ -32,9 +33,11 @@ from nullsample.null_sampling import check_same_data, null_sample_dataset
 # adversary input before the joint step, so the discriminators catch up with the encoder without a larger lr.
 # input (cFlow): "code", the paper's [z_-s, 0], or "image", the null-sample INN^-1([z_-s, 0]) itself (a deviation:
 # the downstream classifier reads the image, and a flow can hide s from code-space discriminators; README).
+# arch: "mlp" (Linear-BN-ReLU per width in hidden, then Linear) or "residual" (nifr's: Linear(in, hidden[0]),
+# `blocks` residual blocks starting near the identity, Linear(hidden[0], num_s)).
 ADVERSARY_DEFAULTS = {"num_s": 10, "num_discs": 3, "hidden": [512], "weight": 0.01, "reset_prob": 1 / 5000,
                       "encoder_objective": "reverse_ce", "lr_factor": 1.0, "input": "code", "probe_ridge": 1.0,
-                      "disc_steps": 1}
+                      "disc_steps": 1, "arch": "mlp", "blocks": 1}
 ENCODER_OBJECTIVES = ("reverse_ce", "uniform", "linear_probe")
 NUM_LOGGED_IMAGES = 8
 
@@ -68,8 +71,9 @@ class AdversarialTrainer(TemplateIterator):
             raise ValueError(f"Adversary/input={self.adversary['input']!r} must be one of {self.adversary_inputs} "
                              f"for {type(self).__name__}")
         self.discriminators = DiscriminatorEnsemble(self.adversary_features(), int(self.adversary["num_s"]),
-                                                    int(self.adversary["num_discs"]),
-                                                    self.adversary["hidden"]).to(self.device)
+                                                    int(self.adversary["num_discs"]), self.adversary["hidden"],
+                                                    arch=self.adversary["arch"],
+                                                    blocks=int(self.adversary["blocks"])).to(self.device)
         self.probe_bank = (ProbeBank(self.adversary_features()).to(self.device)
                            if self.adversary["encoder_objective"] == "linear_probe" else None)
         lr = float(self.options["lr"])
@@ -145,6 +149,7 @@ class AdversarialTrainer(TemplateIterator):
 
 
 class CFlowTrainer(AdversarialTrainer):
+    trainer_defaults = {"lr": 3e-4, "nll_units": "bits"}
     adversary_inputs = ("code", "image")
 
     def adversary_features(self) -> int:
@@ -152,12 +157,14 @@ class CFlowTrainer(AdversarialTrainer):
 
     def model_losses(self, model, image, s):
         z, logdet = model(model.flow_input(image, noise=True))
-        nll = nll_bits_per_dim(z, logdet, model.n_bits).mean()
+        units = self.options["nll_units"]
+        nll = nll_per_dim(z, logdet, n_bits=model.discrete_bits, units=units).mean()
+        terms = {f"nll_{units}_per_dim": nll}
         code = model.adversary_input(z)
         if self.adversary["input"] == "image":
             # the null-sample before decode's clamp, so that the adversary's gradient reaches every pixel
-            return nll, {"nll_bits_per_dim": nll}, model.reverse(code).flatten(1)
-        return nll, {"nll_bits_per_dim": nll}, code
+            return nll, terms, model.reverse(code).flatten(1)
+        return nll, terms, code
 
 
 class CVAETrainer(AdversarialTrainer):

@@ -1,4 +1,4 @@
-"""Training objectives: the flow's discrete NLL in bits per dimension and the cVAE's ELBO terms."""
+"""Training objectives: the flow's NLL per dimension (bits or nats) and the cVAE's ELBO terms."""
 from __future__ import annotations
 
 import math
@@ -12,15 +12,24 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (z.pow(2) + math.log(2 * math.pi)).flatten(1).sum(1)
 
 
-def nll_bits_per_dim(z: torch.Tensor, logdet: torch.Tensor, n_bits: int) -> torch.Tensor:
-    """-log2 P(x) / D per example for inputs quantised to ``n_bits`` and dequantised with uniform noise.
+NLL_UNITS = ("bits", "nats")
 
-    The density of the dequantised input is p(x) = N(z) |det dz/dx|; a bin of width 2**-n_bits per dimension
-    has probability about p(x) 2**(-n_bits D), hence the added ``n_bits`` bits per dimension.
+
+def nll_per_dim(z: torch.Tensor, logdet: torch.Tensor, *, n_bits: int | None, units: str) -> torch.Tensor:
+    """-log P(x) / D per example, in ``units`` ("bits": log base 2; "nats": natural log, nifr's).
+
+    With ``n_bits`` the inputs were quantised to ``n_bits`` and dequantised with uniform noise: the density of the
+    dequantised input is p(x) = N(z) |det dz/dx|, and a bin of width 2**-n_bits per dimension has probability about
+    p(x) 2**(-n_bits D), hence the added ``n_bits`` bits per dimension. With ``n_bits=None`` it is the density of
+    exact inputs, -log p(x) / D, unbounded below on discrete data.
     """
+    if units not in NLL_UNITS:
+        raise ValueError(f"Trainer/nll_units={units!r} must be one of {NLL_UNITS}")
     dims = z[0].numel()
-    log_density = standard_normal_log_prob(z) + logdet
-    return -log_density / (dims * math.log(2)) + n_bits
+    nats = -(standard_normal_log_prob(z) + logdet) / dims
+    if n_bits is not None:
+        nats = nats + n_bits * math.log(2)
+    return nats / math.log(2) if units == "bits" else nats
 
 
 def vae_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):

@@ -12,8 +12,9 @@ from edflow.data.loader import make_loader
 from nullsample.quantization import to_signed_range, to_unit_range
 
 # Data settings that change which images or labels a split holds; stages chained on each other must agree on them.
-DISTRIBUTION_KEYS = ("sigma", "seed", "pretrain_frac", "image_size", "unbiased_frac", "pretrain_frac_of_unbiased",
-                     "s_attribute", "y_attribute")
+# (Data/redraw is not among them: it changes only the pretrain split, which no second stage reads.)
+DISTRIBUTION_KEYS = ("sigma", "sigma_kind", "seed", "pretrain_frac", "image_size", "unbiased_frac",
+                     "pretrain_frac_of_unbiased", "s_attribute", "y_attribute")
 
 
 class NullSampledDataset(ArrayDataset):

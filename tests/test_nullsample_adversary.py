@@ -111,3 +111,34 @@ def test_reset_of_one_member_leaves_the_others():
         unchanged = all(torch.equal(before[f"members.{i}.{k}"], v) for k, v in member.state_dict().items())
         assert unchanged == (i not in reset)
         assert all((p in optimizer.state) == (i not in reset) for p in member.parameters())
+
+
+def test_residual_discriminator_is_nifrs_layout_and_starts_near_a_linear_read_out():
+    torch.manual_seed(3)
+    ensemble = DiscriminatorEnsemble(20, num_classes=10, num_discs=2, hidden=[16], arch="residual")
+    member = ensemble.members[0]
+    assert [tuple(m.weight.shape) for m in member.modules() if isinstance(m, torch.nn.Linear)] == [
+        (16, 20), (16, 16), (16, 16), (10, 16)]
+    assert all(m.eps == 1e-3 for m in member.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    x = torch.randn(32, 20)
+    linear = member.final(member.initial(x))
+    assert (ensemble(x)[0] - linear).abs().max() < 0.05 * linear.abs().max()
+    with pytest.raises(ValueError, match="Adversary/arch"):
+        DiscriminatorEnsemble(20, num_classes=10, arch="resnet")
+    with pytest.raises(ValueError, match="Adversary/hidden"):
+        DiscriminatorEnsemble(20, num_classes=10, hidden=[16, 16], arch="residual")
+
+
+def test_reset_of_a_residual_member_restores_its_near_zero_last_layers():
+    torch.manual_seed(4)
+    ensemble = DiscriminatorEnsemble(8, num_classes=3, num_discs=1, hidden=[16], arch="residual")
+    block = ensemble.members[0].blocks[0]
+    initial = ensemble.members[0].initial.weight.detach().clone()
+    with torch.no_grad():
+        for parameter in ensemble.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    assert block.linear_out.weight.abs().max() > 0.1
+    ensemble.reset_randomly(1.0)
+    assert block.linear_out.weight.abs().max() <= 1e-3 and block.linear_out.bias.abs().max() <= 1e-3
+    assert not torch.allclose(ensemble.members[0].initial.weight, initial)  # freshly drawn, not restored
+    assert block.linear_in.weight.abs().max() > 1e-2

@@ -57,6 +57,52 @@ def test_colour_noise_has_standard_deviation_sigma_and_stays_in_range():
     assert abs(deviation[inside].mean()) < 0.005
 
 
+@pytest.mark.parametrize("sigma", [0.0025, 0.01])
+def test_sigma_as_a_variance_gives_that_empirical_colour_variance(sigma):
+    # the test split is drawn once, from the seed; the redrawn pretrain split from torch's generator: both must
+    # give colours of variance sigma around the palette (on the channels at 128/255, which stay unclipped)
+    drawn_once = cmnist("test", sigma=sigma, sigma_kind="variance")
+    colours, s = drawn_once.arrays["colour"].numpy(), drawn_once.labels["s"]
+    torch.manual_seed(0)
+    redrawn = cmnist("pretrain", sigma=sigma, sigma_kind="variance", redraw=True)
+    batch = redrawn.get_batch(np.arange(20000))
+    # a pixel of the digit shows its colour; the brightest pixel of each image lies on the digit
+    flat = batch["image"].flatten(2)
+    pixel = (flat.sum(1).argmax(1))
+    redrawn_colours = ((flat[torch.arange(len(flat)), :, pixel] + 1) / 2).numpy()
+    for colour, group in ((colours, s), (redrawn_colours, batch["s"].numpy())):
+        inside = (PALETTE[group] > 0.2) & (PALETTE[group] < 0.8)
+        deviation = (colour - PALETTE[group])[inside]
+        assert deviation.var() == pytest.approx(sigma, rel=0.06)
+        assert abs(deviation.mean()) < 0.1 * np.sqrt(sigma)
+
+
+def test_sigma_kind_std_keeps_sigma_a_standard_deviation_and_unknown_kinds_are_refused():
+    variance = cmnist("test", sigma=0.05, sigma_kind="variance").arrays["colour"].numpy()
+    std = cmnist("test", sigma=0.05, sigma_kind="std").arrays["colour"].numpy()
+    s = cmnist("test").labels["s"]
+    inside = (PALETTE[s] > 0.2) & (PALETTE[s] < 0.8)
+    assert (std - PALETTE[s])[inside].std() == pytest.approx(0.05, rel=0.05)
+    assert (variance - PALETTE[s])[inside].std() == pytest.approx(0.05 ** 0.5, rel=0.05)
+    with pytest.raises(ValueError, match="Data/sigma_kind"):
+        cmnist("test", sigma=0.05, sigma_kind="var")
+
+
+def test_redraw_gives_new_s_and_colours_on_every_access_to_pretrain_only():
+    torch.manual_seed(1)
+    pretrain = cmnist("pretrain", subset=500, sigma=0.01, sigma_kind="variance", redraw=True)
+    first, second = pretrain.get_batch(np.arange(500)), pretrain.get_batch(np.arange(500))
+    assert torch.equal(first["y"], second["y"])
+    assert (first["s"] != second["s"]).float().mean() > 0.8  # 0.9 expected for s ~ U{0..9}
+    digit = pretrain.arrays["digit"][:500]
+    assert torch.equal(first["image"][:, 0, 2:30, 2:30] > -1, digit & (first["image"][:, 0, 2:30, 2:30] > -1))
+    assert "s" not in pretrain.labels and pretrain[0]["s"] in range(10)
+    for split in ("biased", "test"):  # the splits a second stage reads stay fixed, labels included
+        data = cmnist(split, subset=50, sigma=0.01, sigma_kind="variance", redraw=True)
+        assert torch.equal(data.get_batch(np.arange(50))["image"], data.get_batch(np.arange(50))["image"])
+        assert "s" in data.labels
+
+
 def test_same_seed_same_colours_other_seed_other_colours():
     first, again, other = (cmnist("test", sigma=0.03, seed=seed).arrays["colour"] for seed in (0, 0, 1))
     assert torch.equal(first, again) and not torch.equal(first, other)

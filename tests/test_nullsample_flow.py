@@ -7,16 +7,17 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from nullsample.losses import nll_bits_per_dim
+from fairkit.nets.flows import ActNorm, Split
+from nullsample.losses import nll_per_dim
 from nullsample.models import CFlow
 from nullsample.partition import split_latent, zero_s, zs_size
 from nullsample.quantization import dequantize, quantize
 
 
-def tiny_flow(size=8, zs_frac=0.05, seed=0, dtype=torch.float32):
+def tiny_flow(size=8, zs_frac=0.05, seed=0, dtype=torch.float32, **model):
     torch.manual_seed(seed)
     config = {"Model": {"in_channels": 3, "image_size": size, "levels": 2, "level_depth": 2,
-                        "coupling_channels": 8, "zs_frac": zs_frac, "n_bits": 5}}
+                        "coupling_channels": 8, "zs_frac": zs_frac, "n_bits": 5, **model}}
     model = CFlow(config).to(dtype)
     model.train()
     model(model.flow_input(torch.rand(16, 3, size, size, dtype=dtype) * 2 - 1, noise=True))  # ActNorm init
@@ -73,7 +74,49 @@ def test_nll_bits_per_dim_matches_the_bin_probability_of_an_affine_flow():
     z = (a * x + b)[None]
     logdet = torch.tensor([len(lo) * math.log(a)])
     exact = -np.log2(norm.cdf(a * (lo + 1 / 32) + b) - norm.cdf(a * lo + b)).sum() / len(lo)
-    assert nll_bits_per_dim(z, logdet, n_bits).item() == pytest.approx(exact, abs=0.01)
+    assert nll_per_dim(z, logdet, n_bits=n_bits, units="bits").item() == pytest.approx(exact, abs=0.01)
+    nats = nll_per_dim(z, logdet, n_bits=n_bits, units="nats").item()
+    assert nats == pytest.approx(exact * math.log(2), abs=0.01)
+
+
+def test_nll_of_exact_inputs_is_the_density_in_nats_per_dim():
+    # nifr's NLL: -(log N(z) + log|det|) / D in nats, no bin term; z = a x + b per dimension
+    a, b = 0.5, 0.2
+    x = torch.tensor([[0.0, 0.25, 1.0]])
+    z, logdet = a * x + b, torch.tensor([3 * math.log(a)])
+    exact = -(norm.logpdf(a * x.numpy() + b).sum() + 3 * math.log(a)) / 3
+    assert nll_per_dim(z, logdet, n_bits=None, units="nats").item() == pytest.approx(exact, rel=1e-6)
+    assert nll_per_dim(z, logdet, n_bits=None, units="bits").item() == pytest.approx(exact / math.log(2), rel=1e-6)
+    with pytest.raises(ValueError, match="Trainer/nll_units"):
+        nll_per_dim(z, logdet, n_bits=None, units="bit")
+
+
+def test_without_dequantize_the_flow_sees_the_exact_image_in_unit_range_and_decodes_it_back():
+    model = tiny_flow(dequantize=False)
+    x = torch.rand(3, 3, 8, 8) * 2 - 1
+    assert torch.equal(model.flow_input(x, noise=True), (x + 1) / 2)
+    assert model.discrete_bits is None and tiny_flow().discrete_bits == 5
+    assert torch.allclose(model.reconstruct(x), x, atol=1e-5)  # no quantisation: the exact image comes back
+    assert (tiny_flow().reconstruct(x) - x).abs().max() > 0.01
+
+
+def test_nifr_blocks_have_no_actnorm_and_factor_out_the_first_half():
+    ours, nifr = tiny_flow(), tiny_flow(actnorm=False, factored_channels="first")
+    assert any(isinstance(m, ActNorm) for m in ours.modules())
+    assert not any(isinstance(m, ActNorm) for m in nifr.modules())
+    x = torch.rand(2, 3, 8, 8) - 0.5
+    z, _ = nifr(x)
+    assert torch.allclose(nifr.reverse(z), x, atol=1e-5)
+    # the factored part of level 0 (first 96 dims of z) is the first 6 of its 12 channels
+    level0, _ = nifr.flow.levels[0](x)
+    assert torch.allclose(z[:, :96], level0[:, :6].flatten(1))
+    level0, _ = ours.flow.levels[0](x)
+    assert torch.allclose(ours(x)[0][:, :96], level0[:, 6:].flatten(1))
+    h = torch.randn(2, 12, 4, 4)
+    kept, factored = Split(12, factor_first=True)(h)
+    assert torch.equal(factored, h[:, :6]) and torch.equal(Split(12, factor_first=True).reverse(kept, factored), h)
+    with pytest.raises(ValueError, match="Model/factored_channels"):
+        tiny_flow(factored_channels="middle")
 
 
 def test_latent_partition_sizes_of_the_paper():

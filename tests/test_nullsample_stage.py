@@ -87,3 +87,18 @@ def test_cvae_null_sample_decodes_the_mean_with_s_zero_and_ignores_s():
     assert not torch.allclose(with_s[0], with_s[1])  # reconstructions use s, null-samples do not
     logits, mu_forward, logvar, z = model(x, torch.zeros(5, dtype=torch.long))
     assert logits.shape == x.shape and torch.allclose(mu_forward, mu) and z.shape == (5, 4)
+
+
+def test_mp32_classifier_is_nifrs_mp_32x32_net():
+    config = {"Model": {"in_channels": 3, "num_classes": 10, "channels": [64, 128, 256, 512], "arch": "mp32"}}
+    model = Classifier(config)
+    convs = [(m.in_channels, m.out_channels, m.kernel_size, m.padding) for m in model.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [(3, 64, (5, 5), (0, 0)), (64, 128, (3, 3), (1, 1)), (128, 256, (3, 3), (1, 1)),
+                     (256, 512, (3, 3), (1, 1))]
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model.modules()) == 4
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="Model/arch mp32"):
+        model(torch.randn(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="Model/arch"):
+        Classifier({"Model": {"arch": "resnet"}})

@@ -369,22 +369,27 @@ class Split(nn.Module):
 
     ``forward(x) -> (kept, factored)`` splits dim 1 into the first ``num_channels - num_factored``
     channels (kept, transformed further) and the rest (factored out); ``reverse(kept, factored) -> x``.
+    With ``factor_first=True`` the first ``num_factored`` channels are factored out and the rest kept (nifr's
+    ``FactorOut``).
     """
 
-    def __init__(self, num_channels: int, num_factored: int | None = None):
+    def __init__(self, num_channels: int, num_factored: int | None = None, factor_first: bool = False):
         super().__init__()
         self.num_channels = num_channels
         self.num_factored = num_channels // 2 if num_factored is None else num_factored
+        self.factor_first = factor_first
         if not 0 < self.num_factored < num_channels:
             raise ValueError(f"cannot factor out {self.num_factored} of {num_channels} channels")
 
     def forward(self, x: torch.Tensor):
         _check_layout(x, self.num_channels, "Split")
+        if self.factor_first:
+            return x[:, self.num_factored :], x[:, : self.num_factored]
         n_keep = self.num_channels - self.num_factored
         return x[:, :n_keep], x[:, n_keep:]
 
     def reverse(self, kept: torch.Tensor, factored: torch.Tensor) -> torch.Tensor:
-        return torch.cat([kept, factored], dim=1)
+        return torch.cat([factored, kept] if self.factor_first else [kept, factored], dim=1)
 
 
 class FlowSequential(nn.Sequential):
@@ -414,6 +419,8 @@ class MultiScaleFlow(nn.Module):
     ``z`` flat, of shape ``(B, C*H*W)``: the factored parts in order of their levels, then the last level's
     output, each flattened (C, H, W)-major. So the last dims of ``z`` are the deepest, most global latents.
     With ``factor_out=False`` nothing is factored out: every dim passes through all levels (single-scale).
+    ``factor_first=True`` factors out the first half of the channels instead of the second (nifr's order);
+    ``actnorm=False`` leaves ActNorm out of the steps (nifr's cFlow).
 
     ``input_size`` (int or (H, W)) fixes the image size ``reverse`` rebuilds; without it ``reverse`` assumes
     square images. ``H`` and ``W`` must be divisible by ``2 ** levels``.
@@ -429,6 +436,7 @@ class MultiScaleFlow(nn.Module):
         actnorm: bool = True,
         input_size: int | Sequence[int] | None = None,
         factor_out: bool = True,
+        factor_first: bool = False,
     ):
         super().__init__()
         if levels < 1 or level_depth < 1:
@@ -452,7 +460,7 @@ class MultiScaleFlow(nn.Module):
                 steps.append(AffineCoupling(channels, coupling_channels, scale=scale, kind="conv"))
             self.levels.append(FlowSequential(*steps))
             if self._splits_after(level):
-                self.splits.append(Split(channels))
+                self.splits.append(Split(channels, factor_first=factor_first))
                 channels -= channels // 2
 
     def _splits_after(self, level: int) -> bool:

@@ -30,18 +30,73 @@ def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     return GradReverse.apply(x, scale)
 
 
-class DiscriminatorEnsemble(nn.Module):
-    """``num_discs`` MLPs (Linear, BatchNorm, ReLU per hidden layer) that each predict s from the same input."""
+class ResidualBlock(nn.Module):
+    """x + Linear(ReLU(BN(Linear(ReLU(BN(x)))))), the last Linear initialised within +-1e-3, so that the block
+    starts as (almost) the identity; BatchNorm's eps 1e-3 (nifr's ``ResidualBlock``)."""
 
-    def __init__(self, in_features: int, num_classes: int, num_discs: int = 3, hidden: Sequence[int] = (512,)):
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm_in, self.norm_mid = nn.BatchNorm1d(width, eps=1e-3), nn.BatchNorm1d(width, eps=1e-3)
+        self.linear_in, self.linear_out = nn.Linear(width, width), nn.Linear(width, width)
+        self.near_zero_init()
+
+    def near_zero_init(self) -> None:
+        nn.init.uniform_(self.linear_out.weight, -1e-3, 1e-3)
+        nn.init.uniform_(self.linear_out.bias, -1e-3, 1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear_in(F.relu(self.norm_in(x)))
+        return x + self.linear_out(F.relu(self.norm_mid(h)))
+
+
+class ResidualDiscriminator(nn.Module):
+    """nifr's discriminator: Linear(in, width), ``blocks`` :class:`ResidualBlock` s, Linear(width, classes); with
+    its blocks near the identity it starts as a linear read-out of its input."""
+
+    def __init__(self, in_features: int, num_classes: int, width: int = 512, blocks: int = 1):
+        super().__init__()
+        self.initial = nn.Linear(in_features, width)
+        self.blocks = nn.Sequential(*(ResidualBlock(width) for _ in range(blocks)))
+        self.final = nn.Linear(width, num_classes)
+
+    def reset_parameters(self) -> None:
+        """Every layer re-initialised as when built (the blocks' last layers near zero again)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        for block in self.blocks:
+            block.near_zero_init()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final(self.blocks(self.initial(x.flatten(1))))
+
+
+DISCRIMINATOR_ARCHS = ("mlp", "residual")
+
+
+class DiscriminatorEnsemble(nn.Module):
+    """``num_discs`` discriminators that each predict s from the same input: ``arch="mlp"``, MLPs (Linear,
+    BatchNorm, ReLU per width in ``hidden``), or ``"residual"``, nifr's :class:`ResidualDiscriminator` of width
+    ``hidden[0]`` with ``blocks`` residual blocks."""
+
+    def __init__(self, in_features: int, num_classes: int, num_discs: int = 3, hidden: Sequence[int] = (512,),
+                 arch: str = "mlp", blocks: int = 1):
         super().__init__()
         if num_discs < 1:
             raise ValueError(f"Adversary/num_discs={num_discs} must be at least 1")
         if num_classes < 2:
             raise ValueError(f"Adversary/num_s={num_classes}: s needs at least 2 classes")
+        if arch not in DISCRIMINATOR_ARCHS:
+            raise ValueError(f"Adversary/arch={arch!r} must be one of {DISCRIMINATOR_ARCHS}")
+        if arch == "residual" and len(hidden) != 1:
+            raise ValueError(f"Adversary/hidden={list(hidden)}: a residual discriminator has one width, e.g. [512]")
         self.num_classes = num_classes
-        self.members = nn.ModuleList(MLP(in_features, num_classes, hidden=tuple(hidden), batch_norm=True)
-                                     for _ in range(num_discs))
+        if arch == "mlp":
+            self.members = nn.ModuleList(MLP(in_features, num_classes, hidden=tuple(hidden), batch_norm=True)
+                                         for _ in range(num_discs))
+        else:
+            self.members = nn.ModuleList(ResidualDiscriminator(in_features, num_classes, int(hidden[0]), int(blocks))
+                                         for _ in range(num_discs))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits of every member, (num_discs, B, num_classes)."""
@@ -129,9 +184,12 @@ class ProbeBank(nn.Module):
 
 
 def reset_member(member: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
-    for module in member.modules():
-        if module is not member and hasattr(module, "reset_parameters"):
-            module.reset_parameters()  # BatchNorm's also resets its running statistics
+    if hasattr(member, "reset_parameters"):  # a member with its own initialisation (ResidualDiscriminator)
+        member.reset_parameters()
+    else:
+        for module in member.modules():
+            if module is not member and hasattr(module, "reset_parameters"):
+                module.reset_parameters()  # BatchNorm's also resets its running statistics
     if optimizer is not None:
         for parameter in member.parameters():
             optimizer.state.pop(parameter, None)

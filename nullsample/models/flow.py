@@ -9,15 +9,21 @@ from fairkit.nets import MultiScaleFlow
 from nullsample.partition import zero_s, zs_size
 from nullsample.quantization import dequantize, quantize, to_signed_range, to_unit_range
 
+# dequantize, actnorm and factored_channels default to this code's first choices; the coloured-MNIST configs set
+# nifr's (exact inputs, no ActNorm, the first half factored out).
 CFLOW_DEFAULTS = {"in_channels": 3, "image_size": 32, "levels": 3, "level_depth": 24, "coupling_channels": 512,
-                  "zs_frac": 0.002, "n_bits": 5, "factor_out": True}
+                  "zs_frac": 0.002, "n_bits": 5, "factor_out": True, "dequantize": True, "actnorm": True,
+                  "factored_channels": "last"}
+FACTORED_CHANNELS = ("last", "first")
 
 
 class CFlow(nn.Module):
     """Images (B, C, H, W) in [-1, 1] <-> flat latents (B, C*H*W).
 
-    The flow itself maps quantised, dequantised inputs in [-0.5, 0.5) to z (``forward``) and back (``reverse``);
-    ``encode``/``decode``/``null_sample``/``reconstruct`` work on [-1, 1] images as the datasets give them.
+    The flow itself maps its inputs to z (``forward``) and back (``reverse``): with ``Model/dequantize: true``
+    images quantised to ``n_bits``, dequantised and centred to [-0.5, 0.5); with ``false`` (nifr on coloured MNIST)
+    the images' exact values in [0, 1], without noise (a continuous density on discrete data: the NLL is unbounded
+    below). ``encode``/``decode``/``null_sample``/``reconstruct`` work on [-1, 1] images as the datasets give them.
     """
 
     def __init__(self, config: dict):
@@ -25,16 +31,34 @@ class CFlow(nn.Module):
         options = section(config, "Model", CFLOW_DEFAULTS)
         size = int(options["image_size"])
         self.n_bits = int(options["n_bits"])
+        self.dequantize = bool(options["dequantize"])
+        if options["factored_channels"] not in FACTORED_CHANNELS:
+            raise ValueError(f"Model/factored_channels={options['factored_channels']!r} must be one of "
+                             f"{FACTORED_CHANNELS}")
         self.flow = MultiScaleFlow(int(options["in_channels"]), int(options["levels"]), int(options["level_depth"]),
                                    int(options["coupling_channels"]), scale="sigmoid", input_size=size,
-                                   factor_out=bool(options["factor_out"]))
+                                   actnorm=bool(options["actnorm"]), factor_out=bool(options["factor_out"]),
+                                   factor_first=options["factored_channels"] == "first")
         self.image_shape = (int(options["in_channels"]), size, size)
         self.num_dims = self.image_shape[0] * size * size
         self.zs_dims = zs_size(self.num_dims, float(options["zs_frac"]))
 
+    @property
+    def input_offset(self) -> float:
+        """What ``flow_input`` subtracts from [0, 1] images."""
+        return 0.5 if self.dequantize else 0.0
+
+    @property
+    def discrete_bits(self) -> int | None:
+        """The bits per dimension of the bins the likelihood is over (None: a density on exact values)."""
+        return self.n_bits if self.dequantize else None
+
     def flow_input(self, x: torch.Tensor, noise: bool) -> torch.Tensor:
-        """[-1, 1] images -> n_bits bins, dequantised (uniform noise, or bin centres) and centred to [-0.5, 0.5)."""
-        return dequantize(quantize(to_unit_range(x), self.n_bits), self.n_bits, noise) - 0.5
+        """[-1, 1] images -> n_bits bins, dequantised (uniform noise, or bin centres) and centred to [-0.5, 0.5);
+        without ``dequantize`` their exact values in [0, 1] (``noise`` is then ignored)."""
+        if not self.dequantize:
+            return to_unit_range(x)
+        return dequantize(quantize(to_unit_range(x), self.n_bits), self.n_bits, noise) - self.input_offset
 
     def forward(self, flow_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z, log|det dz/dx|) of flow inputs."""
@@ -49,7 +73,7 @@ class CFlow(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] of latents, clamped to the valid range."""
-        return to_signed_range(torch.clamp(self.reverse(z) + 0.5, 0.0, 1.0))
+        return to_signed_range(torch.clamp(self.reverse(z) + self.input_offset, 0.0, 1.0))
 
     def adversary_input(self, z: torch.Tensor) -> torch.Tensor:
         """[z_-s, 0]: what the discriminators see."""
@@ -67,5 +91,5 @@ class CFlow(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
-        """INN^-1(INN(x)): x quantised to n_bits (the flow is exact; ``s`` is not needed)."""
+        """INN^-1(INN(x)): x (quantised to n_bits with ``dequantize``; the flow is exact; ``s`` is not needed)."""
         return self.decode(self.encode(x))
