@@ -7,7 +7,8 @@ import yaml
 
 from edflow.main import run
 from end.demo import results_table
-from end.sweep import Setting, mean_std, summarise, weight_pairs
+from end.curves import best_row, export, read_record, report
+from end.sweep import Setting, main as sweep_main, mean_std, summarise, top_runs, weight_pairs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,3 +88,50 @@ def test_demo_table_lists_both_methods_with_the_paper_numbers():
     result = {"epoch": 3, "step": 30, "validation": 0.5, "biased": 0.99, "unbiased": 0.45}
     table = results_table({"vanilla": result, "end": result}, 0.997)
     assert "| vanilla | 3 | 50.0 | 99.0 | 45.0 | 33.4 |" in table and "| EnD |" in table and "83.7" in table
+
+
+def test_top_runs_reports_mean_and_population_std_of_the_k_best_by_validation():
+    runs = (records("end", 0.997, 0.2, 0.3, [(0.50, 0.40)]) + records("end", 0.997, 0.9, 0.1, [(0.80, 0.70)])
+            + records("end", 0.997, 0.5, 0.5, [(0.70, 0.60)]) + records("end", 0.997, 0.1, 0.9, [(0.60, 0.90)])
+            + records("vanilla", 0.997, 0.0, 0.0, [(0.3, 0.2), (0.4, 0.1)]))
+    rows = {r["method"]: r for r in top_runs(runs, 3)}
+    end = rows["end"]
+    assert end["runs"] == 4 and end["top"] == 3
+    assert [setting[:2] for setting in end["settings"]] == [(0.9, 0.1), (0.5, 0.5), (0.1, 0.9)]  # 80 > 70 > 60
+    assert end["unbiased_mean"] == pytest.approx((70 + 60 + 90) / 3)
+    assert end["unbiased_std"] == pytest.approx(12.4721913)  # population std of 70, 60, 90 (EnD's results.py)
+    assert rows["vanilla"]["top"] == 2 and rows["vanilla"]["unbiased_mean"] == pytest.approx(15.0)
+
+
+def test_paper_reporting_sweep_runs_end_to_end(tmp_path, mnist_available):
+    """A random search of 3 (alpha, beta) in [0, 1] plus vanilla, tiny data, then the top-2 table."""
+    out = tmp_path / "out"
+    tiny = ["Data.train_subset=256", "Data.eval_subset=128", "num_epochs=1", "batch_size=64"]
+    sweep_main(["--rho", "0.99", "--seeds", "0", "--alpha", "0", "1", "--beta", "0", "1", "--random", "3",
+                "--top", "2", "--vanilla", "--jobs", "2", "--log-root", str(tmp_path / "logs"), "--out", str(out),
+                *tiny])
+    lines = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and sum(r["method"] == "end" for r in lines) == 3
+    assert all(0 <= r["alpha"] <= 1 and 0 <= r["beta"] <= 1 for r in lines)
+    text = (out / "results.md").read_text()
+    assert "mean ± std of the 2 runs with the best validation" in text
+    best_two = sorted((r for r in lines if r["method"] == "end"), key=lambda r: -r["validation"])[:2]
+    expected = sum(100 * r["unbiased"] for r in best_two) / 2
+    assert f"{expected:.1f} ±" in text.split("the paper's reporting")[1]
+
+
+def test_curves_export_and_report_from_a_run(tmp_path, mnist_available):
+    folder = run(["-b", config("bmnist_vanilla.yaml"), config("cpu/bmnist_vanilla.yaml"), "-t",
+                  "--log-root", str(tmp_path), "Data.train_subset=128", "Data.eval_subset=64", "num_epochs=3",
+                  "batch_size=64", "Model.width=0.125"])
+    record_folder = export(folder, str(tmp_path / "study"))
+    record = read_record(record_folder)
+    assert [row["epoch"] for row in record["rows"]] == [1, 2, 3]
+    assert record["label"] == "vanilla (ReBias net)" and record["rho"] == 0.997
+    with open(os.path.join(folder, "train", "best.yaml")) as f:
+        best = yaml.safe_load(f)
+    chosen = best_row(record["rows"])
+    assert chosen["step"] == best["step"]  # the same epoch as the runner's model selection
+    assert chosen["unbiased"] == pytest.approx(100 * best["results"]["test_unbiased/accuracy"], abs=1e-3)
+    path, text = report(str(tmp_path / "study"))
+    assert os.path.getsize(path) > 10_000 and "| 0.997 | vanilla (ReBias net) | 3 |" in text
