@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         result = best_results(folder)
         entry = {"method": setting.method, "rho": setting.rho, "alpha": setting.alpha, "beta": setting.beta,
                  "seed": seed, "epoch": result["epoch"], **{k: result[k] for k in ("validation", "biased", "unbiased")},
-                 "run": folder}
+                 "run": os.path.basename(folder)}  # its name: a full path holds on one machine only
         with open(records_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
         write_tables(read_records(records_path), args.out, args.top)
