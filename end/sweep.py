@@ -201,8 +201,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     parser.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"),
                         help="run folders go to <log-root>/end_sweep/")
-    parser.add_argument("--out", default="end_sweep_results", help="folder for runs.jsonl and the tables")
+    parser.add_argument("--out", default=None,
+                        help="folder for runs.jsonl and the tables (default <log-root>/end_sweep/results; results/ "
+                             "changes only when named here)")
     args, overrides = parser.parse_known_args(argv)
+    args.out = args.out or os.path.join(args.log_root, "end_sweep", "results")
     if any(a < 0 for a in args.alpha + args.beta):
         parser.error("--alpha and --beta are weights and must be >= 0")
     os.makedirs(args.out, exist_ok=True)
