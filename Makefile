@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The versions whose wheels lie on the local disk; an unpinned torch would download gigabytes.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup system demo test bench clean
+.PHONY: setup system demo test official-check bench clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,13 @@ system:
 test: setup system
 	@$(PY) -m pytest -q tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$status
+
+# tests/official/ beside the official repositories named by FAIRKIT_OFFICIAL_<METHOD> (README.md, "Checks against the
+# official code"); it prints what was compared and the largest differences. Unset variables skip their modules.
+official-check: setup
+	@env | grep -q '^FAIRKIT_OFFICIAL_' || \
+		echo "official-check: no FAIRKIT_OFFICIAL_<METHOD> variable is set, so every module skips (see README.md)"
+	@$(PY) -m pytest -q tests/official
 
 demo: setup
 	$(PY) -m end.demo

@@ -67,8 +67,11 @@ def test_every_block_actnorm_is_initialised_by_the_transformers_first_batch():
 
 
 def test_factor_sizes_from_n_factors_and_from_factor_config():
-    assert factor_sizes(64, 3, None) == [21, 21, 22]
-    assert factor_sizes(64, 5, None) == [12, 12, 12, 12, 16]
+    assert factor_sizes(64, 3, None) == [22, 22, 20]  # torch.chunk's split, as in the original
+    assert factor_sizes(64, 5, None) == [13, 13, 13, 13, 12]
+    assert factor_sizes(6, 3, None) == [2, 2, 2]
+    with pytest.raises(ConfigError, match="factor_config"):
+        factor_sizes(6, 4, None)  # torch.chunk gives 3 chunks of 2
     assert factor_sizes(64, 3, [22, 11, 31]) == [22, 11, 31]
     assert factor_sizes(64, None, [22, 11, 31]) == [22, 11, 31]
     with pytest.raises(ConfigError, match="summing to"):
@@ -77,6 +80,17 @@ def test_factor_sizes_from_n_factors_and_from_factor_config():
         factor_sizes(64, 2, [22, 11, 31])
     with pytest.raises(ConfigError, match="n_factors"):
         factor_sizes(64, None, None)
+
+
+def test_factor_sizes_are_torch_chunks_or_an_error():
+    for dims in range(2, 40):
+        for n in range(2, dims + 1):
+            chunks = [len(c) for c in torch.arange(dims).chunk(n)]
+            if len(chunks) == n:
+                assert factor_sizes(dims, n, None) == chunks
+            else:
+                with pytest.raises(ConfigError, match="torch.chunk"):
+                    factor_sizes(dims, n, None)
 
 
 def test_factor_split_join_and_swap():

@@ -115,7 +115,8 @@ def test_generator_term_after_disc_start_is_weighted_and_leaves_discriminator_gr
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     xrec, posterior = model(x)
     loss, logs = loss_fn.generator_loss(x, xrec, posterior, model.get_last_layer(), global_step=5)
-    assert loss.item() == pytest.approx((logs["nll"] + logs["kl"] + 2.0 * logs["d_weight"] * logs["g_loss"]).item(),
+    # calibrating, the original ignores discriminator_weight (2.0 here): lambda * g alone
+    assert loss.item() == pytest.approx((logs["nll"] + logs["kl"] + logs["d_weight"] * logs["g_loss"]).item(),
                                         rel=1e-5)
     nll_grad = torch.autograd.grad(loss_fn.nll(loss_fn.reconstruction(x, xrec)), model.get_last_layer(),
                                    retain_graph=True)[0]
@@ -126,6 +127,26 @@ def test_generator_term_after_disc_start_is_weighted_and_leaves_discriminator_gr
     assert all(p.grad is None for p in loss_fn.discriminator.parameters())
     assert model.get_last_layer().grad is not None and loss_fn.logvar.grad is not None
     assert all(p.requires_grad for p in loss_fn.discriminator.parameters())
+
+
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_disc_factor_scales_both_adversarial_terms_and_discriminator_weight_only_uncalibrated(calibrate):
+    torch.manual_seed(2)
+    model = Model(AE_CONFIG)
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    xrec, posterior = model(x)
+    config = {**AE_CONFIG, "Loss": {**AE_CONFIG["Loss"], "calibrate": calibrate, "disc_factor": 0.1}}
+    torch.manual_seed(3)
+    loss_fn = LossPND(config)
+    loss, logs = loss_fn.generator_loss(x, xrec, posterior, model.get_last_layer(), global_step=5)
+    weight = logs["d_weight"] if calibrate else 2.0
+    expected = logs["nll"] + logs["kl"] + 0.1 * weight * logs["g_loss"]
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    if not calibrate:
+        assert logs["d_weight"].item() == 2.0
+    d_loss, d_logs = loss_fn.discriminator_loss(x, xrec)
+    plain = discriminator_loss(loss_fn.discriminator(x), loss_fn.discriminator(xrec))
+    assert d_loss.item() == pytest.approx(0.1 * plain.item(), rel=1e-5)
 
 
 def test_perceptual_weight_without_lpips_weights_says_how_to_fix_it():

@@ -4,10 +4,11 @@ a PatchGAN discriminator whose generator term is weighted adaptively (``Loss`` s
 - rec = |x - x^| (+ perceptual_weight * LPIPS(x, x^), needs local weights: ``lpips_weights: {vgg, lin}``)
 - nll = sum(rec * exp(-l) + l) / B, l a learnable scalar (init ``logvar_init``)
 - kl = sum KL(q(z|x) || N(0, I)) / B
-- from ``disc_start`` on: g = -mean D(x^), weighted by discriminator_weight * lambda with
-  lambda = ||grad_W nll|| / (||grad_W g|| + 1e-4) on the decoder's last weight W, clamped to [0, 1e4], detached
-  (``calibrate: false`` uses lambda = 1);
-- discriminator: L_D = 0.5 [mean softplus(-D(x)) + mean softplus(D(x^))].
+- from ``disc_start`` on: g = -mean D(x^), weighted by disc_factor * lambda with
+  lambda = ||grad_W nll|| / (||grad_W g|| + 1e-4) on the decoder's last weight W, clamped to [0, 1e4], detached;
+  ``calibrate: false`` weighs it by disc_factor * discriminator_weight instead. As in the original,
+  discriminator_weight does nothing while calibrate is on (the paper configs' 150 is inert);
+- discriminator: L_D = disc_factor * 0.5 [mean softplus(-D(x)) + mean softplus(D(x^))].
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ LOSS_DEFAULTS = {
     "kl_weight": 1.0,
     "perceptual_weight": 1.0,
     "lpips_weights": None,  # {vgg: <vgg16-397923af.pth>, lin: <lpips weights/v0.1/vgg.pth>}
-    "discriminator_weight": 1.0,
+    "discriminator_weight": 1.0,  # only with calibrate: false
+    "disc_factor": 1.0,
     "d_lr_factor": 1.0,
     "spectral_norm": False,
     "disc_ndf": 64,
@@ -92,6 +94,7 @@ class LossPND(nn.Module):
         self.kl_weight = float(options["kl_weight"])
         self.perceptual_weight = float(options["perceptual_weight"])
         self.discriminator_weight = float(options["discriminator_weight"])
+        self.disc_factor = float(options["disc_factor"])
         self.calibrate = bool(options["calibrate"])
         self.d_lr_factor = float(options["d_lr_factor"])
         self.logvar = nn.Parameter(torch.tensor(float(options["logvar_init"])))
@@ -127,9 +130,13 @@ class LossPND(nn.Module):
             with frozen(self.discriminator):
                 logits_fake = self.discriminator(xrec)
             g_loss = -logits_fake.mean()
-            calibrated = self.calibrate and torch.is_grad_enabled()
-            weight = adaptive_weight(nll, g_loss, last_layer) if calibrated else torch.ones((), device=x.device)
-            loss = loss + self.discriminator_weight * weight * g_loss
+            if not self.calibrate:
+                weight = torch.tensor(self.discriminator_weight, device=x.device)
+            elif torch.is_grad_enabled():
+                weight = adaptive_weight(nll, g_loss, last_layer)
+            else:  # no gradients to calibrate on (evaluation): lambda = 1
+                weight = torch.ones((), device=x.device)
+            loss = loss + self.disc_factor * weight * g_loss
             logs.update(g_loss=g_loss.detach(), d_weight=weight)
         logs["loss"] = loss.detach()
         return loss, logs
@@ -137,6 +144,6 @@ class LossPND(nn.Module):
     def discriminator_loss(self, x: torch.Tensor, xrec: torch.Tensor) -> tuple[torch.Tensor, dict]:
         logits_real = self.discriminator(x.detach())
         logits_fake = self.discriminator(xrec.detach())
-        loss = discriminator_loss(logits_real, logits_fake)
+        loss = self.disc_factor * discriminator_loss(logits_real, logits_fake)
         return loss, {"d_loss": loss.detach(), "logits_real": logits_real.detach().mean(),
                       "logits_fake": logits_fake.detach().mean()}

@@ -2,7 +2,8 @@
 
 ``VectorTransformer``: ``n_flow`` IIN blocks (fairkit's :class:`~fairkit.nets.VectorFlow`: ActNorm, two affine
 couplings with swapped halves and MLP nets, a fixed permutation). ``FactorTransformer`` adds the split of T(z) into
-factors: ``factor_config`` sizes, else ``n_factors`` equal chunks with the remainder in the last one (the residual).
+factors: ``factor_config`` sizes, else ``n_factors`` chunks as ``torch.chunk`` cuts them, as the original does (each
+ceil(D / n_factors) wide, the last one (the residual) what is left: 64 in 3 -> 22, 22, 20).
 """
 from __future__ import annotations
 
@@ -64,8 +65,12 @@ def factor_sizes(in_channel: int, n_factors: int | None, factor_config) -> list[
     if not 2 <= n <= in_channel:
         raise ConfigError(f"Transformer/n_factors must be between 2 (one factor and the residual) and "
                           f"in_channel = {in_channel}, got {n_factors}")
-    sizes = [in_channel // n] * n
-    sizes[-1] += in_channel - sum(sizes)
+    # torch.chunk's sizes (the original splits with it): ceil(D / n) each, the remainder last
+    width = -(-in_channel // n)
+    sizes = [min(width, in_channel - start) for start in range(0, in_channel, width)]
+    if len(sizes) != n:
+        raise ConfigError(f"torch.chunk cuts in_channel = {in_channel} into {len(sizes)} chunks of at most {width}, "
+                          f"not Transformer/n_factors = {n}; list the sizes in Transformer/factor_config instead")
     return sizes
 
 
