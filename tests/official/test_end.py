@@ -11,9 +11,6 @@ The official training script parses the command line and imports wandb and album
 """
 from __future__ import annotations
 
-import ast
-import gzip
-import os
 import sys
 from pathlib import Path
 
@@ -22,18 +19,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-VARIABLE = "FAIRKIT_OFFICIAL_END"
+from _load import load_functions, official_checkout
+
+CHECKOUT = official_checkout("end")
 STEPS = 20
 
 
 @pytest.fixture(scope="module")
 def src():
-    root = os.environ.get(VARIABLE)
-    if not root:
-        pytest.skip(f"{VARIABLE} is unset: set it to a checkout of EIDOSlab/entangling-disentangling-bias")
-    path = Path(root) / "src"
+    path = CHECKOUT / "src"
     if not (path / "EnD.py").is_file():
-        pytest.skip(f"{VARIABLE}={root} holds no src/EnD.py: not a checkout of EIDOSlab/entangling-disentangling-bias")
+        raise FileNotFoundError(f"{CHECKOUT} holds no src/EnD.py: not a checkout of "
+                                f"EIDOSlab/entangling-disentangling-bias")
     sys.path.insert(0, str(path))
     try:
         import colour_mnist
@@ -45,14 +42,6 @@ def src():
         for name in ("EnD", "models", "colour_mnist"):  # generic names: keep them out of other tests' way
             sys.modules.pop(name, None)
     return official
-
-
-def load_functions(path: Path, names: set[str], namespace: dict) -> dict:
-    """Execute only the top-level functions ``names`` of the source file ``path`` in ``namespace``."""
-    tree = ast.parse(path.read_text())
-    tree.body = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in names]
-    exec(compile(tree, str(path), "exec"), namespace)
-    return {name: namespace[name] for name in names}
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -94,7 +83,7 @@ def cell_counts(digits: np.ndarray, colours: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rho", [0.99, 0.997])
-def test_official_and_our_biased_mnist_hold_the_same_images(src, mnist_root, rho):
+def test_official_and_our_biased_mnist_hold_the_same_images(src, mnist_root, rho, compare):
     from end.data import BiasedMNIST
 
     official = official_splits(src, mnist_root, rho)
@@ -102,13 +91,13 @@ def test_official_and_our_biased_mnist_hold_the_same_images(src, mnist_root, rho
     for split, (images, digits, colours) in official.items():
         ours = BiasedMNIST(split, config=config)
         assert len(ours) == len(digits)
-        np.testing.assert_array_equal(cell_counts(ours.labels["class"], ours.labels["color"]),
-                                      cell_counts(digits, colours), err_msg=split)
+        compare(f"images per (digit, colour) cell, rho {rho}", cell_counts(ours.labels["class"], ours.labels["color"]),
+                cell_counts(digits, colours), tol=0)
         # one for one, in the official order; the official images are (N, 28, 28, 3) uint8, ours (N, 3, 28, 28)
-        np.testing.assert_array_equal(ours.labels["class"], digits)
-        np.testing.assert_array_equal(ours.labels["color"], colours)
+        compare("digit of every image", ours.labels["class"], digits, tol=0)
+        compare("colour of every image", ours.labels["color"], colours, tol=0)
         ours_uint8 = ((ours.get_batch(np.arange(64))["image"].numpy() + 1) * 127.5).round().astype(np.uint8)
-        np.testing.assert_array_equal(ours_uint8, images[:64].transpose(0, 3, 1, 2))
+        compare("pixels of the first 64 images", ours_uint8, images[:64].transpose(0, 3, 1, 2), tol=0)
     assert len(official["train"][1]) == 60000 and len(official["validation"][1]) == 18000
 
 
@@ -125,7 +114,7 @@ def batches(n: int, size: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.T
 
 
 @pytest.mark.parametrize("alpha, beta", [(0.1, 0.1), (0.7, 0.3), (0.0, 0.0)])
-def test_twenty_training_steps_match_the_official_loop(src, mnist_available, tmp_path, alpha, beta):
+def test_twenty_training_steps_match_the_official_loop(src, mnist_available, tmp_path, alpha, beta, compare):
     from end.iterators import Trainer
     from end.models import Model
 
@@ -160,38 +149,7 @@ def test_twenty_training_steps_match_the_official_loop(src, mnist_available, tmp
         our_losses.append(float(trainer.step_op(ours, image=image, **{"class": target, "color": colour})
                                 ["train_op"]()["loss"]))
 
-    np.testing.assert_allclose(our_losses, official_losses, rtol=1e-5)
+    compare("loss of each of 20 training steps", our_losses, official_losses)
     assert official_losses[0] != pytest.approx(official_losses[-1], rel=1e-3)  # the weights did move
     for (name, mine), (_, official) in zip(ours.state_dict().items(), theirs.state_dict().items()):
-        torch.testing.assert_close(mine, official, rtol=1e-5, atol=1e-6, msg=name)
-
-
-REBIAS_VARIABLE = "FAIRKIT_OFFICIAL_REBIAS"
-
-
-@pytest.fixture(scope="module")
-def rebias_models():
-    root = os.environ.get(REBIAS_VARIABLE)
-    if not root:
-        pytest.skip(f"{REBIAS_VARIABLE} is unset: set it to a checkout of clovaai/rebias")
-    path = Path(root) / "models" / "mnist_models.py"
-    if not path.is_file():
-        pytest.skip(f"{REBIAS_VARIABLE}={root} holds no models/mnist_models.py: not a checkout of clovaai/rebias")
-    namespace: dict = {}
-    exec(compile(path.read_text(), str(path), "exec"), namespace)  # torch alone; its package __init__ pulls in more
-    return namespace
-
-
-@pytest.mark.parametrize("train", [True, False])
-def test_vanilla_net_is_rebias_simple_conv_net(rebias_models, train):
-    from end.models import Model
-
-    torch.manual_seed(0)
-    theirs = rebias_models["SimpleConvNet"](num_classes=10)
-    ours = Model({"Model": {"arch": "rebias", "width": 1.0}})
-    ours.load_state_dict(theirs.state_dict())
-    theirs.train(train), ours.train(train)
-    x = torch.randn(8, 3, 28, 28)
-    logits, features = theirs(x)
-    torch.testing.assert_close(ours(x), logits, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(ours.features(x), features, rtol=1e-6, atol=1e-6)
+        compare("weights after 20 steps", mine, official)
