@@ -7,7 +7,9 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.stats import entropy
 
+from edflow.config import ConfigError
 from edflow.data.dataset import ExampleDataset
+from fairkit.metrics.fairness import per_class_score_kl
 from latentdebias.callbacks import fairness_metrics, validation_thresholds
 from latentdebias.iterators import ClassifierTrainer
 from latentdebias.models import AttributeClassifier
@@ -62,16 +64,28 @@ def smoothed_histogram(values, edges):
 
 
 def test_kl_of_the_score_histograms():
+    """Metrics/kl: official (the default) is the median of the official four per-class KLs, pooled over the
+    bootstrap's resamples; shared_range is KL(g0 || g1) over all scores on one common range."""
     rng = np.random.default_rng(0)
     scores = np.concatenate([rng.beta(5, 2, 300), rng.beta(2, 5, 300)])
     groups = np.repeat([0, 1], 300)
     labels = (rng.random(600) < scores).astype(int)
+    results = fairness_metrics(scores, labels, groups, threshold=0.5, options={"bootstrap": 20, "seed": 2})
+    assert results["kl"] == pytest.approx(per_class_score_kl(scores, labels, groups), rel=1e-12)
+    generator = np.random.default_rng(2)
+    pooled = [per_class_score_kl(scores[i], labels[i], groups[i], median=False)
+              for i in (generator.integers(0, 600, 600) for _ in range(20))]
+    assert results["kl_median"] == pytest.approx(np.median(np.concatenate(pooled)), rel=1e-12)
+
     edges = np.linspace(scores.min(), scores.max(), 51)  # 50 bins on the common range
     expected = entropy(smoothed_histogram(scores[:300], edges), smoothed_histogram(scores[300:], edges))
-    results = fairness_metrics(scores, labels, groups, threshold=0.5, options={"bootstrap": 0})
+    shared = {"bootstrap": 0, "kl": "shared_range"}
+    results = fairness_metrics(scores, labels, groups, threshold=0.5, options=shared)
     assert results["kl"] == pytest.approx(expected, rel=1e-9)
-    same = fairness_metrics(np.tile(scores[:300], 2), labels, groups, threshold=0.5, options={"bootstrap": 0})
+    same = fairness_metrics(np.tile(scores[:300], 2), labels, groups, threshold=0.5, options=shared)
     assert same["kl"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ConfigError, match="Metrics/kl 'shared'"):
+        fairness_metrics(scores, labels, groups, threshold=0.5, options={"kl": "shared"})
 
 
 def test_bootstrap_median_and_interval():

@@ -110,6 +110,54 @@ def test_score_kl_hand_computed_and_against_scipy():
     assert fairness.score_histogram_kl(same, np.r_[np.zeros(250), np.ones(250)]) == pytest.approx(0, abs=1e-12)
 
 
+def test_per_class_score_kl_hand_computed_against_scipy():
+    """Two bins on each histogram's own range, no smoothing. Positives: g0 (0.1, 0.2, 0.9) -> (2, 1) on
+    [0.1, 0.9]; g1 (0.5, 0.6, 0.7, 0.8) -> (2, 2) on [0.5, 0.8] (on a shared range all four would share a bin).
+    Negatives: g0 (0.0, 0.1, 0.3, 0.4) -> (2, 2); g1 (0.2, 0.25, 0.3, 0.5) -> (3, 1)."""
+    scores = np.array([0.1, 0.2, 0.9, 0.5, 0.6, 0.7, 0.8, 0.0, 0.1, 0.3, 0.4, 0.2, 0.25, 0.3, 0.5])
+    labels = np.r_[np.ones(7, int), np.zeros(8, int)]
+    group = np.array([0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1])
+    pos0, pos1, neg0, neg1 = [2, 1], [2, 2], [2, 2], [3, 1]
+    expected = [entropy(pos0, pos1), entropy(pos1, pos0), entropy(neg0, neg1), entropy(neg1, neg0)]
+    four = fairness.per_class_score_kl(scores, labels, group, bins=2, sigma=0, median=False)
+    np.testing.assert_allclose(four, expected, rtol=1e-4)  # the official +1e-6 per bin shifts them slightly
+    assert fairness.per_class_score_kl(scores, labels, group, bins=2, sigma=0) == pytest.approx(
+        (entropy(pos1, pos0) + entropy(neg1, neg0)) / 2, rel=1e-4)  # the median of four: mean of the middle two
+
+
+def test_per_class_score_kl_smoothed_against_scipy():
+    rng = np.random.default_rng(5)
+    scores = np.r_[rng.beta(5, 2, 300), rng.beta(2, 5, 400), 0.8 * rng.beta(4, 2, 200), rng.beta(2, 3, 250)]
+    labels = np.r_[np.ones(300), np.zeros(400), np.ones(200), np.zeros(250)].astype(int)
+    group = np.r_[np.zeros(700), np.ones(450)]
+
+    def histogram(values):  # own range, smoothed counts truncated to integers, normalised, then +1e-6
+        counts = np.histogram(values, np.linspace(values.min(), values.max(), 51))[0].astype(float)
+        smooth = np.floor(gaussian_filter1d(counts, 1.0))
+        return smooth / smooth.sum() + 1e-6
+
+    p_pos, q_pos = histogram(scores[:300]), histogram(scores[700:900])
+    p_neg, q_neg = histogram(scores[300:700]), histogram(scores[900:])
+    # entropy() renormalises; both histograms sum to 1 + 50e-6, so sum p log(p / q) is that factor times entropy()
+    expected = (1 + 50e-6) * np.array([entropy(p_pos, q_pos), entropy(q_pos, p_pos), entropy(p_neg, q_neg),
+                                       entropy(q_neg, p_neg)])
+    np.testing.assert_allclose(fairness.per_class_score_kl(scores, labels, group, median=False), expected, rtol=1e-10)
+    assert fairness.per_class_score_kl(scores, labels, group) == pytest.approx(np.median(expected), rel=1e-10)
+    assert fairness.per_class_score_kl(scores, labels, group) != pytest.approx(
+        fairness.score_histogram_kl(scores, group), rel=0.05)
+    with pytest.raises(ValueError, match="group 1.0 has no example with label 0"):
+        fairness.per_class_score_kl(scores[:900], labels[:900], group[:900])
+
+
+def test_bootstrap_pools_several_values_per_resample():
+    values = np.arange(10.0)
+    median, low, high = fairness.bootstrap(lambda v: np.array([v.min(), v.max()]), values, n=50, seed=4)
+    rng = np.random.default_rng(4)
+    pooled = np.concatenate([[v.min(), v.max()] for v in (values[rng.integers(0, 10, 10)] for _ in range(50))])
+    assert median == pytest.approx(np.median(pooled))
+    assert (low, high) == pytest.approx(tuple(np.percentile(pooled, [2.5, 97.5])))
+
+
 def test_hgr_correlation_hand_computed():
     a = np.repeat([0, 1, 2], 4)
     b = np.tile([0, 1], 6)

@@ -9,9 +9,9 @@ from fairkit.metrics.fairness import (accuracy, accuracy_per_group, attribute_di
                                       bias_amplification, bootstrap, demographic_parity_difference, deo,
                                       equalized_odds_difference, f1_optimal_threshold, f1_score,
                                       fairness_discrepancy, hgr_correlation, kl_divergence, kl_to_uniform,
-                                      positive_rate_per_group, score_histogram_kl, smoothed_histograms,
-                                      tnr_difference, top_k_threshold, tpr_difference, true_negative_rate_per_group,
-                                      true_positive_rate_per_group)
+                                      per_class_score_kl, positive_rate_per_group, score_histogram_kl,
+                                      smoothed_histograms, tnr_difference, top_k_threshold, tpr_difference,
+                                      true_negative_rate_per_group, true_positive_rate_per_group)
 from fairkit.metrics.fid import (FrechetStats, compute_stats, dataset_cache_key, extract_features, fid,
                                  fid_from_features, frechet_distance, iterate_images, kid, reference_stats)
 
@@ -26,7 +26,8 @@ __all__ = [
     "accuracy", "accuracy_per_group", "positive_rate_per_group", "true_positive_rate_per_group",
     "true_negative_rate_per_group", "demographic_parity_difference", "tpr_difference", "tnr_difference",
     "equalized_odds_difference", "deo", "bias_amplification", "smoothed_histograms", "kl_divergence",
-    "score_histogram_kl", "hgr_correlation", "attribute_distribution", "fairness_discrepancy", "kl_to_uniform",
+    "score_histogram_kl", "per_class_score_kl", "hgr_correlation", "attribute_distribution", "fairness_discrepancy",
+    "kl_to_uniform",
     "average_precision", "f1_score", "f1_optimal_threshold", "top_k_threshold", "bootstrap",
     # callbacks
     "METRICS", "metric_callback", "fairness_callback", "make_fid_callback", "fid_callback", "output_arrays",

@@ -3,7 +3,8 @@ official hyperplane script and the official metric code, on the same SVMs, laten
 
 The official z' lives in the ``__main__`` block of ``linear.py`` (which reads pickles from its working directory);
 only its statements that normalise the SVMs and compute z' are run, row by row. The metrics are ``utils.py``'s
-bootstrap functions with one resample that is the whole set, so each gives the metric of all examples.
+bootstrap functions with one resample that is the whole set, so each gives the metric of all examples; the KL's
+bootstrap is also run on our resamples, so that its median of the pooled values can be compared too.
 """
 from __future__ import annotations
 
@@ -17,21 +18,24 @@ from sklearn.metrics import average_precision_score, f1_score, recall_score
 from sklearn.svm import LinearSVC
 
 from _load import load_functions, load_statements, official_checkout, run_statements
+from fairkit.metrics.fairness import per_class_score_kl
 from latentdebias.callbacks import fairness_metrics, predictions, validation_thresholds
 from latentdebias.hyperplanes import complement_latents, normalise
 
 CHECKOUT = official_checkout("gan_debiasing")
 
 
-class WholeSetNumpy(types.ModuleType):
-    """numpy for the official metric code: its bootstrap draws the identity resample (so one repeat is the metric of
-    the whole set), and it keeps the ``np.float`` alias that numpy >= 1.24 removed."""
+class OfficialNumpy(types.ModuleType):
+    """numpy for the official metric code: its bootstrap draws the given resamples (by default the identity, so one
+    repeat is the metric of the whole set), and it keeps the ``np.float`` alias that numpy >= 1.24 removed."""
 
     float = float
 
-    def __init__(self):
+    def __init__(self, resamples=None):
         super().__init__("numpy")
-        self.random = types.SimpleNamespace(randint=lambda low, high, size: np.arange(size))
+        draws = iter(resamples) if resamples is not None else None
+        self.random = types.SimpleNamespace(
+            randint=lambda low, high, size: np.arange(size) if draws is None else next(draws))
 
     def __getattr__(self, name):
         return getattr(np, name)
@@ -41,7 +45,7 @@ UTILS = load_functions(
     CHECKOUT / "utils.py",
     ["calibrated_threshold", "kl", "smoothed_hist_kl_distance", "bootstrap_deo", "bootstrap_ap",
      "bog_attribute_to_task", "get_at", "bootstrap_bias_amp", "bootstrap_kl"],
-    {"np": WholeSetNumpy(), "average_precision_score": average_precision_score, "f1_score": f1_score,
+    {"np": OfficialNumpy(), "average_precision_score": average_precision_score, "f1_score": f1_score,
      "recall_score": recall_score, "gaussian_filter": gaussian_filter})
 
 
@@ -121,10 +125,26 @@ def test_metrics_equal_the_official_ones(compare, both_metrics, name):
     compare(name, ours[name.lower()], official[name])
 
 
-
-@pytest.mark.xfail(strict=True, reason="known difference: the official KL (utils.bootstrap_kl) is the median of four "
-                   "KLs (positives and negatives, both directions) between histograms binned each on its own range; "
-                   "ours is KL(g0 || g1) over all scores, histograms on one common range")
 def test_kl_equals_the_official_one(compare, both_metrics):
     _, _, ours, (_, _, official) = both_metrics
-    compare("KL (known difference, xfail)", ours["kl"], official["KL"])
+    compare("KL (median of four)", ours["kl"], official["KL"])
+    assert ours["kl"] > 0.01  # the groups' scores differ
+
+
+def test_kl_four_values_equal_the_official_ones(compare):
+    scores, labels, groups = scores_and_labels(500, seed=2)
+    official = [UTILS["smoothed_hist_kl_distance"](scores[(labels == t) & (groups == 0)],
+                                                   scores[(labels == t) & (groups == 1)]) for t in (1, 0)]
+    compare("KL four values", per_class_score_kl(scores, labels, groups, median=False), np.ravel(official))
+
+
+def test_kl_bootstrap_equals_the_official_one_on_the_same_resamples(compare):
+    scores, labels, groups = scores_and_labels(500, seed=2)
+    n, seed = 50, 4
+    ours = fairness_metrics(scores, labels, groups, threshold=0.5, options={"bootstrap": n, "seed": seed})
+    generator = np.random.default_rng(seed)  # the resamples of fairkit.metrics.fairness.bootstrap
+    resamples = [generator.integers(0, len(scores), len(scores)) for _ in range(n)]
+    bootstrap_kl = load_functions(CHECKOUT / "utils.py", ["kl", "smoothed_hist_kl_distance", "bootstrap_kl"],
+                                  {"np": OfficialNumpy(resamples), "gaussian_filter": gaussian_filter})["bootstrap_kl"]
+    official_median, _ = bootstrap_kl(groups, labels, scores, repeat=n)
+    compare("KL bootstrap median (50 resamples)", ours["kl_median"], official_median)
