@@ -147,6 +147,11 @@ def test_per_class_score_kl_smoothed_against_scipy():
         fairness.score_histogram_kl(scores, group), rel=0.05)
     with pytest.raises(ValueError, match="group 1.0 has no example with label 0"):
         fairness.per_class_score_kl(scores[:900], labels[:900], group[:900])
+    # three scattered positives in group 1: every smoothed count is below 1 and truncates to 0 (official: NaN)
+    keep = np.r_[0:703, 900:1150]
+    four = fairness.per_class_score_kl(np.r_[scores[:700], 0.1, 0.5, 0.9, scores[900:]], labels[keep], group[keep],
+                                       median=False)
+    assert np.isnan(four[:2]).all() and np.isfinite(four[2:]).all()
 
 
 def test_bootstrap_pools_several_values_per_resample():

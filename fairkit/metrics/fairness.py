@@ -153,8 +153,9 @@ def smoothed_histograms(scores, group, bins: int = 50, sigma: float = 1.0, eps: 
 
 
 def kl_divergence(p, q) -> float:
+    """sum p log(p / q) in nats over the entries where p is not 0 (a NaN in p, an undefined histogram, gives NaN)."""
     p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
-    present = p > 0
+    present = p != 0
     return float(np.sum(p[present] * np.log(p[present] / q[present])))
 
 
@@ -175,15 +176,15 @@ def per_class_score_kl(scores, labels, group, *, bins: int = 50, sigma: float = 
 
     Among the positives (label 1) and among the negatives (label 0) separately, the two groups' scores (groups in
     sorted order) are each put in a histogram of ``bins`` bins over that group's own min-max range
-    (``np.histogram(scores, bins)``), the integer counts Gaussian-smoothed with ``sigma`` in bins
-    (``scipy.ndimage.gaussian_filter``, mode "reflect", truncated at 4 sigma; 0: none) and, as the official code
-    smooths an integer array that keeps its dtype, truncated towards zero; then normalised to sum 1, and ``eps``
+    (``np.histogram(scores, bins)``), the counts Gaussian-smoothed with ``sigma`` in bins (as the official
+    ``scipy.ndimage.gaussian_filter``: mode "reflect", kernel cut at 4 sigma; 0: none) and truncated towards zero,
+    because the official code smooths an integer array, which keeps its dtype; then normalised to sum 1, and ``eps``
     added to every bin (not normalised again). KL(p || q) = sum p log(p / q) in nats, in both directions.
     Returns the median of the four KLs (positives g0||g1, g1||g0, negatives g0||g1, g1||g0), or with
     ``median=False`` the four values in that order: the official bootstrap takes the median of all resamples'
     four values pooled, which :func:`bootstrap` does with such a metric. The official code also computes the KL
     over all scores, but reports only this median. A histogram whose smoothed counts all truncate to 0 (a handful
-    of scattered scores) gives NaN, as in the official code.
+    of scattered scores) makes both KLs of its class NaN, and the median NaN, as in the official code.
     """
     scores = _as_1d("scores", scores).astype(np.float64)
     labels, group = _binary("labels", labels), _as_1d("group", group)
