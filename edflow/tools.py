@@ -150,8 +150,16 @@ def run_row(run: str, patterns: list[str] | None) -> dict:
         evaluated = results_at(run)
         step = evaluated[0] if evaluated else ""
     shown = shown_metrics(metrics, patterns)
-    return {"name": os.path.basename(os.path.normpath(run)), "status": status["status"], "step": step,
+    shown_status = status["status"]
+    if shown_status == "failed" and status.get("reason"):
+        shown_status = f"failed: {one_line(str(status['reason']))}"
+    return {"name": os.path.basename(os.path.normpath(run)), "status": shown_status, "step": step,
             "metrics": ", ".join(f"{k}={format_number(v)}" for k, v in sorted(shown.items()))}
+
+
+def one_line(text: str, limit: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def edlist_main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ cached statistics of ``data_in``'s images::
       cache_dir: ~/.cache/fairkit/fid_stats
       data_key: image
       reference_key: <name of data_in>      # default: class, length and a digest of its labels
-      device: cpu
+      device: cuda:1                        # default: the run's device
 
 Every callback also writes its results as ``<name>.yaml`` into ``root``.
 """
@@ -37,6 +37,7 @@ from typing import Callable
 import numpy as np
 import yaml
 
+from edflow.device import resolve_device
 from edflow.first_stage import load_stage
 from edflow.util import retrieve
 from fairkit.metrics import fairness
@@ -240,6 +241,8 @@ def make_fid_callback(extractor=None, keys=None, name: str = "fid") -> Callable:
 
     def fid_callback(root, data_in, data_out, config) -> dict:
         settings = _section(config, "fid")
+        # the extractor runs where the run runs, unless fid/device names another device
+        settings["device"] = resolve_device(settings.get("device") or (config or {}).get("device") or "auto")
         feature_extractor = _resolve_extractor(settings, given, built)
         output_keys = list(keys or settings.get("keys") or [k for k in GENERATED_KEYS if k in data_out.labels])
         missing = [k for k in output_keys if k not in data_out.labels]
