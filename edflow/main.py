@@ -185,7 +185,7 @@ def run(argv: list[str] | None = None) -> str | None:
     os.environ[DEBUG_ENV_VAR] = "1" if args.debug else "0"  # ... and under debug_runs/ only in -d runs
     config, existing = build_config(args, overrides)
     seed_everything(int(config.get("seed", 0)))  # before the datasets are built: some draw from the RNGs
-    report = preflight(config, build_dataset=instantiate_dataset, train=args.train)
+    report = preflight(config, build_dataset=instantiate_dataset, train=args.train or args.check)
     report.raise_if_problems()  # before any run folder exists
     config["device"] = dist.init_from_environment(resolve_device(config["device"]))
     if args.check:

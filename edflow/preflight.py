@@ -106,7 +106,8 @@ def named_files(config, prefix: str = "", under_weights: bool = False) -> list[t
 
 def check_files(config: Mapping, report: Preflight) -> None:
     for key, path in named_files(config):
-        if not os.path.isfile(os.path.expanduser(path)):
+        reported = any(problem.startswith(f"{key}:") for problem in report.problems)  # by a hook, with its source
+        if not reported and not os.path.isfile(os.path.expanduser(path)):
             report.problems.append(f"{key}: the file {path} does not exist ({os.path.abspath(path)}); put the file "
                                    f"there, or set {key} to where it is")
 
@@ -124,13 +125,15 @@ def check_hooks(config: Mapping, report: Preflight) -> None:
 
 
 def check_datasets(config: Mapping, report: Preflight, build: Callable, train: bool) -> None:
+    failed: dict[str, list[str]] = {}  # the message -> the splits it holds for (train and test often share one)
     for split, spec in (config.get("datasets") or {}).items():
         if not spec or (split == "train" and not train):
             continue
         try:
             report.datasets[split] = build(spec, config, f"datasets/{split}")
         except (DataError, FirstStageError, FileNotFoundError) as error:
-            report.problems.append(f"datasets/{split}: {error}")
+            failed.setdefault(str(error), []).append(f"datasets/{split}")
+    report.problems.extend(f"{', '.join(splits)}: {message}" for message, splits in failed.items())
 
 
 def preflight(config: Mapping, *, build_dataset: Callable | None = None, train: bool = True) -> Preflight:
@@ -140,8 +143,8 @@ def preflight(config: Mapping, *, build_dataset: Callable | None = None, train: 
     if problem:
         report.problems.append(problem)
     check_stages(config, report)
-    check_files(config, report)
     check_hooks(config, report)
+    check_files(config, report)
     if build_dataset is not None:
         check_datasets(config, report, build_dataset, train)
     return report

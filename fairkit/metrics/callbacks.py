@@ -28,6 +28,7 @@ Every callback also writes its results as ``<name>.yaml`` into ``root``.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -38,10 +39,10 @@ import numpy as np
 import yaml
 
 from edflow.device import resolve_device
-from edflow.first_stage import load_stage
+from edflow.first_stage import FirstStageError, load_stage, resolve_run
 from edflow.util import retrieve
 from fairkit.metrics import fairness
-from fairkit.metrics.extractors import FeatureExtractor, as_extractor, build_extractor
+from fairkit.metrics.extractors import INCEPTION_WEIGHTS_SOURCE, FeatureExtractor, as_extractor, build_extractor
 from fairkit.metrics.fid import compute_stats, fid, reference_stats
 
 logger = logging.getLogger(__name__)
@@ -228,6 +229,27 @@ def _resolve_extractor(settings: dict, given, built: dict) -> FeatureExtractor:
     if cache_key not in built:
         built[cache_key] = build_extractor(name, **options).to(settings.get("device", "cpu"))
     return built[cache_key]
+
+
+def fid_preflight(config) -> list[str]:
+    """For ``edflow``'s preflight: what the ``fid`` section needs and lacks (the classifier run; the Inception
+    weights file and torch-fidelity), each with where to get it. A section without an extractor needs nothing."""
+    settings = _section(config, "fid")
+    name = settings.get("extractor")
+    problems = []
+    if name == "classifier" and settings.get("run"):
+        try:
+            resolve_run(str(settings["run"]))
+        except FirstStageError as error:
+            problems.append(f"fid/run: {error}")
+    elif name == "inception" and settings.get("inception_weights"):
+        path = str(settings["inception_weights"])
+        if not os.path.isfile(os.path.expanduser(path)):
+            problems.append(f"fid/inception_weights: {path} does not exist ({os.path.abspath(path)}); download "
+                            f"{INCEPTION_WEIGHTS_SOURCE} there, or set fid.inception_weights=<its path>")
+        if importlib.util.find_spec("torch_fidelity") is None:
+            problems.append("fid/extractor is inception, which needs torch-fidelity: pip install 'fairtoolkit[paper]'")
+    return problems
 
 
 def make_fid_callback(extractor=None, keys=None, name: str = "fid") -> Callable:
