@@ -276,7 +276,7 @@ class TemplateIterator:
         bar = tqdm(total=total, initial=self.global_step, desc="train", disable=not dist.is_main_process(),
                    dynamic_ncols=True)
         last_saved = last_evaluated = None
-        with self._deferred_interrupts():
+        with contextlib.closing(bar), self._deferred_interrupts():  # closed on errors too: messages start a line
             # an epoch whose batches are all done but which was saved before it was closed (see below) is closed
             # first, with its evaluation
             while (self.global_step < total or self.batch_in_epoch >= steps_per_epoch) and not self._stop_requested:
@@ -309,7 +309,6 @@ class TemplateIterator:
                 self.select_model(self.evaluate_all(), last_saved)
             if last_saved is None or ckpt.checkpoint_step(last_saved) != self.global_step:
                 last_saved = self.save_checkpoint()
-        bar.close()
         status = "stopped" if self._stop_requested and self.global_step < total else "finished"
         self._write_status(status)
         self.logger.close()
