@@ -10,7 +10,8 @@ import time
 
 from edflow import checkpoint as ckpt
 from edflow.config import ConfigError, dump_yaml
-from edflow.first_stage import FirstStageError
+from edflow.first_stage import DEBUG_ENV_VAR, FirstStageError
+from edflow.lock import RunLock
 from edflow.main import build_config, build_iterator, seed_everything, start_checkpoint
 from edflow.report import format_number, markdown_table
 from edflow.runs import eval_results, find_runs, last_metrics, read_status, results_at
@@ -93,14 +94,17 @@ def evaluate_run(argv: list[str]) -> tuple[dict, str]:
         keep_splits(config, args.split)
     if callbacks:  # recorded in the eval config written below
         config.setdefault("eval_pipeline", {})["callbacks"] = callbacks
-    dump_yaml(config, os.path.join(run, "configs", f"eval_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"))
-    seed_everything(int(config.get("seed", 0)))
-    iterator = build_iterator(config, run, train=False)
-    if callbacks:  # replaces the iterator's own callbacks too, not only those the config names
-        iterator.get_callbacks = lambda: {name: get_obj_from_str(path) for name, path in callbacks.items()}
-    iterator.restore(start_checkpoint(args, iterator))
-    results = iterator.evaluate_all()
-    iterator.logger.close()
+    # a debug run's first stages are debug runs as well
+    os.environ[DEBUG_ENV_VAR] = "1" if os.path.basename(os.path.dirname(os.path.abspath(run))) == "debug_runs" else "0"
+    with RunLock(run):  # evaluating writes into the run: not while another process does
+        dump_yaml(config, os.path.join(run, "configs", f"eval_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"))
+        seed_everything(int(config.get("seed", 0)))
+        iterator = build_iterator(config, run, train=False)
+        if callbacks:  # replaces the iterator's own callbacks too, not only those the config names
+            iterator.get_callbacks = lambda: {name: get_obj_from_str(path) for name, path in callbacks.items()}
+        iterator.restore(start_checkpoint(args, iterator))
+        results = iterator.evaluate_all()
+        iterator.logger.close()
     if not results:
         raise ConfigError(f"run {run!r} has no evaluation dataset (datasets other than train) to evaluate on")
     return results, eval_results_path(run, iterator.global_step)
@@ -117,6 +121,9 @@ def edeval_main(argv: list[str] | None = None) -> None:
     except (ConfigError, FirstStageError, ckpt.CheckpointError, ImportError) as error:
         print(f"edeval: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:  # safe_io.WriteError: a full disk, one line
+        print(f"edeval: error: {error}", file=sys.stderr)
+        sys.exit(1)
     for key, value in sorted(results.items()):
         print(f"{key}: {value:.6g}")
     print(f"edeval: wrote {path}", file=sys.stderr)

@@ -277,3 +277,36 @@ def test_edlist_shows_failed_runs_with_their_reason_and_died_runs(tmp_path, caps
     assert rows == {"2026-01-01T00-00-00_finished": "finished",
                     "2026-01-01T00-00-00_failed": "failed: cannot write x: No space left",
                     "2026-01-01T00-00-00_died": "died", "2026-01-01T00-00-00_elsewhere": "running"}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs (needs root and mount rights, else the test is skipped), grown to 4 MiB by calling it."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
+    if mount.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        yield folder, lambda: subprocess.run(["mount", "-o", "remount,size=4m", str(folder)], check=True)
+    finally:
+        subprocess.run(["umount", str(folder)])
+
+
+def test_a_real_full_disk_fails_cleanly_and_the_run_continues_after_space_is_freed(small_disk, tmp_path, capsys):
+    folder, grow = small_disk
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-b", TOY, "-t", "--log-root", str(folder), "ckpt_freq=1", "ckpt_keep=2"])
+    assert exit_info.value.code == 1
+    line = [x for x in capsys.readouterr().err.splitlines() if x.startswith("edflow: error:")][-1]
+    assert "No space left on device (errno 28); the write needed" in line
+    root = glob.glob(str(folder / "*_toy"))[0]
+    assert not glob.glob(f"{root}/**/*.tmp*", recursive=True)
+    assert yaml.safe_load(open(os.path.join(root, "status.yaml")))["status"] == "failed"
+    grow()
+    run(["-p", root, "-t"])
+    full = run(["-b", TOY, "-t", "--log-root", str(tmp_path / "full"), "ckpt_freq=1", "ckpt_keep=2"])
+    for key, value in final_weights(full).items():
+        assert torch.equal(value, final_weights(root)[key]), key
