@@ -9,11 +9,12 @@ import os
 import pickle
 import random
 import re
-import shutil
 import sys
 
 import numpy as np
 import torch
+
+from edflow import safe_io
 
 CKPT_PATTERN = re.compile(r"model-(\d+)\.ckpt$")
 
@@ -27,7 +28,6 @@ def atomic_save(obj, path: str) -> None:
 
     A sidecar ``<path>.json`` records the size and sha256 of the bytes, so a file damaged later (a full disk, a
     copy cut short) is recognised before it is loaded."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     data = buffer.getvalue()
@@ -36,12 +36,7 @@ def atomic_save(obj, path: str) -> None:
 
 
 def _write_durably(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    safe_io.write_bytes(path, data, durable=True)
 
 
 def sidecar(path: str) -> str:
@@ -52,8 +47,7 @@ def copy(source: str, target: str) -> None:
     """Copy a checkpoint with its sidecar, each atomically."""
     for src, dst in ((source, target), (sidecar(source), sidecar(target))):
         if os.path.isfile(src):
-            shutil.copyfile(src, dst + ".tmp")
-            os.replace(dst + ".tmp", dst)
+            safe_io.copy_file(src, dst)
 
 
 def damage(path: str) -> str | None:

@@ -9,6 +9,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from edflow import safe_io
+
 RUNNER_KEYS = {
     "experiment_name": None,
     "iterator": None,
@@ -27,7 +29,7 @@ RUNNER_KEYS = {
     "eval_freq": 1,
     "eval_max_batches": None,
     "seed": 0,
-    "device": "cpu",
+    "device": "auto",  # CUDA when available, else the CPU (edflow/device.py)
     "amp": None,
     "nan_policy": "stop",
     "sync_batchnorm": False,
@@ -385,11 +387,7 @@ def is_several(value: Any, kinds: tuple) -> bool:
 
 
 def dump_yaml(config: Mapping, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        yaml.dump(to_plain(config), f, Dumper=YamlDumper, sort_keys=False)
-    os.replace(tmp, path)
+    safe_io.write_text(path, yaml.dump(to_plain(config), Dumper=YamlDumper, sort_keys=False))
 
 
 def to_plain(value: Any) -> Any:

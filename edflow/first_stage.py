@@ -45,14 +45,21 @@ def latest_config_path(run: str) -> str:
     return os.path.join(folder, configs[-1])
 
 
-def log_roots() -> list[str]:
+DEBUG_ENV_VAR = "EDFLOW_DEBUG"  # set to 1 by `edflow -d`: debug runs then chain to debug runs as well
+
+
+def log_roots(debug: bool | None = None) -> list[str]:
+    """Where runs named by run name are looked for: the log root, and its debug_runs/ only for -d runs (so a smoke
+    run never becomes a real run's first stage)."""
     root = os.environ.get("EDFLOW_LOG_ROOT", "logs")
-    return [root, os.path.join(root, "debug_runs")]
+    debug = os.environ.get(DEBUG_ENV_VAR) == "1" if debug is None else debug
+    return [root, os.path.join(root, "debug_runs")] if debug else [root]
 
 
-def find_run(name: str) -> str | None:
-    """The newest run folder named ``<timestamp>_<name>`` under the log root (debug runs included)."""
-    candidates = [os.path.join(root, folder) for root in log_roots() if os.path.isdir(root)
+def find_run(name: str, debug: bool | None = None) -> str | None:
+    """The newest run folder named ``<timestamp>_<name>`` with a checkpoint under the log root (and under its
+    debug_runs/ in -d runs)."""
+    candidates = [os.path.join(root, folder) for root in log_roots(debug) if os.path.isdir(root)
                   for folder in os.listdir(root) if folder.endswith(f"_{name}") and folder[:4].isdigit()]
     candidates = [c for c in candidates if ckpt.latest_checkpoint(os.path.join(c, "train", "checkpoints"))]
     return max(candidates, key=os.path.basename) if candidates else None
@@ -65,11 +72,21 @@ def resolve_run(given: str) -> str:
         found = find_run(given)
         if found:
             return found
+    ignored = ""
+    if os.sep not in given and len(log_roots()) == 1 and find_run(given, debug=True):
+        ignored = f" (a debug run {find_run(given, debug=True)} exists; debug runs are chained only in -d runs)"
     raise FirstStageError(
         f"first_stage run {given!r} was not found (neither a folder nor the name of a run with a checkpoint under "
-        f"{' or '.join(os.path.abspath(root) for root in log_roots())}). "
-        f"Train that stage first, e.g. `edflow -b configs/{given}.yaml -t`, "
-        f"or set first_stage.run=logs/<its folder>.")
+        f"{' or '.join(os.path.abspath(root) for root in log_roots())}){ignored}. "
+        f"Train that stage first: `{train_command(given)}`, or set first_stage.run=logs/<its folder>.")
+
+
+def train_command(name: str) -> str:
+    """The command that trains the run ``name`` (a ``_cpu`` name is a paper config with its CPU overlay)."""
+    if name.endswith("_cpu"):
+        base = name[:-len("_cpu")]
+        return f"edflow -b configs/{base}.yaml configs/cpu/{base}.yaml -t"
+    return f"edflow -b configs/{name}.yaml -t"
 
 
 def stage_checkpoint(run: str, given: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """Where scalars and images go: an append-only metrics.jsonl, PNG grids, TensorBoard and W&B when switched on."""
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -10,6 +11,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from edflow import safe_io
 from edflow.config import ConfigError
 
 
@@ -43,8 +45,9 @@ def save_image_grid(images, path: str, nrow: int | None = None) -> str:
         r, k = divmod(i, nrow)
         grid[:, 2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + k * (w + 2): 2 + k * (w + 2) + w] = images[i]
     array = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    Image.fromarray(array[..., 0] if c == 1 else array[..., :3]).save(path)
+    buffer = io.BytesIO()  # encoded first, so a failed write knows the bytes it needed
+    Image.fromarray(array[..., 0] if c == 1 else array[..., :3]).save(buffer, format="PNG")
+    safe_io.write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -88,8 +91,7 @@ class Logger:
             return
         values = {k: to_float(v) for k, v in scalars.items()}
         record = {"step": int(step), "time": time.time(), **fields, **values}
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        safe_io.append_text(self.metrics_path, json.dumps(record) + "\n")
         if self.tensorboard:
             for key, value in values.items():
                 self.tensorboard.add_scalar(key, value, step)
@@ -102,10 +104,7 @@ class Logger:
             return
         with open(self.metrics_path) as f:
             lines = [line for line in f if line.strip() and _step_of(line) <= step]
-        tmp = self.metrics_path + ".tmp"
-        with open(tmp, "w") as f:
-            f.writelines(lines)
-        os.replace(tmp, self.metrics_path)
+        safe_io.write_text(self.metrics_path, "".join(lines))
 
     def images(self, images: Mapping, step: int, folder: str) -> list[str]:
         if not self.enabled:
@@ -129,9 +128,10 @@ class Logger:
             return
         import matplotlib.pyplot as plt
 
-        os.makedirs(folder, exist_ok=True)
         for name, figure in figures.items():
-            figure.savefig(os.path.join(folder, f"{name.replace('/', '_')}_{step:07d}.png"), dpi=100)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=100)
+            safe_io.write_bytes(os.path.join(folder, f"{name.replace('/', '_')}_{step:07d}.png"), buffer.getvalue())
             if self.tensorboard:
                 self.tensorboard.add_figure(name, figure, step, close=False)
             plt.close(figure)

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import itertools
 import os
 import random
+import socket
 import sys
 import time
+import traceback
 from typing import Mapping
 
 import numpy as np
@@ -19,7 +22,12 @@ from edflow import distributed as dist
 from edflow.config import (ConfigError, apply_overrides, check_runner_keys, deep_merge, dump_yaml, load_configs,
                            load_yaml, parse_overrides, unknown_key_message, with_defaults)
 from edflow.data.dataset import DataError
-from edflow.first_stage import FirstStageError, latest_config_path, load_first_stages, run_folder_of
+from edflow.device import resolve_device
+from edflow.first_stage import DEBUG_ENV_VAR, FirstStageError, latest_config_path, load_first_stages, run_folder_of
+from edflow.iterators.template_iterator import EvaluationError
+from edflow.lock import RunLock
+from edflow.preflight import preflight, record_stages, stage_line, summary
+from edflow.safe_io import WriteError, makedirs
 from edflow.util import get_obj_from_str
 
 DEBUG_SETTINGS = {"num_steps": 4, "eval_max_batches": 2, "log_freq": 1, "ckpt_freq": None}
@@ -27,6 +35,7 @@ DEBUG_SETTINGS = {"num_steps": 4, "eval_max_batches": 2, "log_freq": 1, "ckpt_fr
 EPILOG = """examples:
   edflow -b configs/mnist_ae.yaml -t                 train
   edflow -b configs/mnist_ae.yaml -t Model.z_dim=32  train with an override (also: --Model/z_dim 32)
+  edflow --check -b configs/celeba_iin.yaml          only the preflight: are the data, weights, stages there?
   edflow -p logs/<run>                               evaluate the newest checkpoint of a run
   edflow -p logs/<run> -t                            resume training where it stopped
   edflow report logs/<run> logs/<run2>               tables and plots across runs
@@ -43,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--checkpoint", help="the checkpoint to start from or to evaluate")
     p.add_argument("-n", "--name", help="a name for the run folder")
     p.add_argument("-d", "--debug", action="store_true", help="a handful of steps, logs under logs/debug_runs/")
+    p.add_argument("--check", action="store_true",
+                   help="only the preflight: check the device, datasets, weights files and first stages, then exit")
     p.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"), help="where run folders go")
     return p
 
@@ -89,7 +100,7 @@ def run_root(args, config: Mapping) -> str:
     base = os.path.join(args.log_root, "debug_runs") if args.debug else args.log_root
     root = None
     if dist.is_main_process():
-        os.makedirs(base, exist_ok=True)
+        makedirs(base)
         for suffix in itertools.count():
             root = os.path.join(base, f"{stamp}_{name}" + (f"_{suffix}" if suffix else ""))
             try:
@@ -97,6 +108,8 @@ def run_root(args, config: Mapping) -> str:
                 break
             except FileExistsError:
                 continue
+            except OSError as error:
+                raise WriteError(root, error, 0) from error
     return dist.broadcast_object(root)
 
 
@@ -140,10 +153,14 @@ def instantiate_dataset(spec, config: Mapping, where: str = "dataset"):
     return cls(**params)
 
 
-def build_iterator(config: dict, root: str, train: bool):
-    datasets = {split: instantiate_dataset(spec, config, f"datasets/{split}")
-                for split, spec in (config.get("datasets") or {}).items() if spec and (train or split != "train")}
-    first_stage = load_first_stages(config.get("first_stage"), config.get("device", "cpu"))
+def build_iterator(config: dict, root: str, train: bool, datasets: dict | None = None):
+    """The iterator with its model, first stages and datasets (those not given are built here)."""
+    config["device"] = resolve_device(config.get("device", "auto"))  # callbacks read the concrete device
+    datasets = dict(datasets or {})
+    for split, spec in (config.get("datasets") or {}).items():
+        if spec and (train or split != "train") and split not in datasets:
+            datasets[split] = instantiate_dataset(spec, config, f"datasets/{split}")
+    first_stage = load_first_stages(config.get("first_stage"), config["device"])
     model = get_obj_from_str(config["model"])(config)
     iterator_cls = get_obj_from_str(config["iterator"])
     compat.prepare_config(config, iterator_cls, datasets, train)
@@ -165,32 +182,80 @@ def start_checkpoint(args, iterator) -> str | None:
     return None
 
 
-def run(argv: list[str] | None = None) -> str:
+def run(argv: list[str] | None = None) -> str | None:
     args, overrides = parser().parse_known_args(argv)
     os.environ["EDFLOW_LOG_ROOT"] = args.log_root  # first stages named by run name are looked up here
+    os.environ[DEBUG_ENV_VAR] = "1" if args.debug else "0"  # ... and under debug_runs/ only in -d runs
     config, existing = build_config(args, overrides)
-    config["device"] = dist.init_from_environment(config.get("device", "cpu"))
+    seed_everything(int(config.get("seed", 0)))  # before the datasets are built: some draw from the RNGs
+    report = preflight(config, build_dataset=instantiate_dataset, train=args.train or args.check)
+    report.raise_if_problems()  # before any run folder exists
+    config["device"] = dist.init_from_environment(resolve_device(config["device"]))
+    if args.check:
+        print("edflow: preflight passed\n" + summary(report, config["device"]))
+        return None
+    for stage in report.stages:
+        print(f"edflow: {stage_line(stage)}", file=sys.stderr)
+    record_stages(config, report.stages)
     root = existing or run_root(args, config)
-    stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
-    config_path = os.path.join(root, "configs", f"{'train' if args.train else 'eval'}_{stamp}.yaml")
-    if dist.is_main_process():
-        dump_yaml(config, config_path)
-    seed_everything(int(config.get("seed", 0)))
-    iterator = build_iterator(config, root, train=args.train)
-    if dist.is_main_process():
-        dump_yaml(config, config_path)  # with what building it filled in (edflow 0.4 style: num_steps)
-    checkpoint = start_checkpoint(args, iterator)
-    if checkpoint:
-        compat.restore(iterator, checkpoint)
-        print(f"edflow: restored {checkpoint} (step {iterator.global_step})", file=sys.stderr)
-    if args.train:
-        iterator.fit()
-    else:
-        results = iterator.evaluate_all()
-        for key, value in sorted(results.items()):
-            print(f"{key}: {value:.6g}")
+    with RunLock(root):
+        iterator = None
+        try:
+            stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
+            config_path = os.path.join(root, "configs", f"{'train' if args.train else 'eval'}_{stamp}.yaml")
+            if dist.is_main_process():
+                dump_yaml(config, config_path)
+            iterator = build_iterator(config, root, train=args.train, datasets=report.datasets)
+            if dist.is_main_process():
+                dump_yaml(config, config_path)  # with what building it filled in (edflow 0.4 style: num_steps)
+            checkpoint = start_checkpoint(args, iterator)
+            if checkpoint:
+                compat.restore(iterator, checkpoint)
+                print(f"edflow: restored {checkpoint} (step {iterator.global_step})", file=sys.stderr)
+            if args.train:
+                iterator.fit()
+            else:
+                results = iterator.evaluate_all()
+                for key, value in sorted(results.items()):
+                    print(f"{key}: {value:.6g}")
+        except BaseException as error:
+            with contextlib.suppress(AttributeError, TypeError):
+                error.run_root = root  # for the message that says how to continue
+            if args.train:
+                mark_failed(root, iterator, error)
+            raise
     print(f"edflow: run folder {root}", file=sys.stderr)
     return root
+
+
+def failure_reason(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, (WriteError, EvaluationError)) else f"{type(error).__name__}: {text}"
+
+
+def mark_failed(root: str, iterator, error: BaseException) -> None:
+    """status.yaml says failed, with the reason, whatever ended the run (best effort: the disk may be full)."""
+    if not dist.is_main_process():
+        return
+    reason = failure_reason(error)
+    try:
+        if iterator is not None:
+            iterator._write_status("failed", reason=reason)
+        else:
+            dump_yaml({"status": "failed", "reason": reason, "pid": os.getpid(), "host": socket.gethostname(),
+                       "time": time.time()}, os.path.join(root, "status.yaml"))
+    except OSError as problem:
+        print(f"edflow: warning: the failure could not be recorded in status.yaml: {problem}", file=sys.stderr)
+
+
+def continue_hint(error: BaseException) -> str:
+    root = getattr(error, "run_root", None)
+    if not root:
+        return ""
+    last = ckpt.latest_checkpoint(os.path.join(root, "train", "checkpoints"))
+    kept = f"the last checkpoint {last} is intact" if last else "no checkpoint had been written"
+    return f"\nedflow: the run stopped ({root}/status.yaml: failed); {kept}; after the fix continue with " \
+           f"`edflow -p {root} -t`"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -207,6 +272,13 @@ def main(argv: list[str] | None = None) -> None:
         # the user's to fix: one line, no traceback
         print(f"edflow: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except WriteError as error:  # a full disk, a lost mount: one line naming the path, then how to go on
+        print(f"edflow: error: {error}{continue_hint(error)}", file=sys.stderr)
+        sys.exit(1)
+    except EvaluationError as error:  # a bug in a callback: its traceback, then where the run stands
+        traceback.print_exception(error.__cause__ or error, file=sys.stderr)
+        print(f"edflow: error: {error}{continue_hint(error)}", file=sys.stderr)
+        sys.exit(1)
     finally:
         dist.cleanup()
 

@@ -17,6 +17,7 @@ from typing import Mapping
 import yaml
 
 from edflow.first_stage import FirstStageError, latest_config_path
+from edflow.lock import pid_alive
 from edflow.logger import read_metrics
 
 RUN_NAME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d_(?P<name>.+)$")
@@ -70,18 +71,8 @@ def experiment_of(run: str, config: Mapping | None = None) -> str:
 
 
 # --- status ------------------------------------------------------------------------------------------------------
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
-
-
 def read_status(run: str) -> dict:
-    """status.yaml, with ``dead`` for a run that says running but whose process is gone, and ``unknown`` for a
+    """status.yaml, with ``died`` for a run that says running but whose process is gone, and ``unknown`` for a
     folder without status (a run that never reached its first step)."""
     status = read_yaml(os.path.join(run, "status.yaml"))
     if not status:
@@ -89,7 +80,7 @@ def read_status(run: str) -> dict:
     on_this_host = status.get("host") in (None, socket.gethostname())  # other hosts' pids mean nothing here
     if (status.get("status") == "running" and status.get("pid") is not None and on_this_host
             and not pid_alive(status["pid"])):
-        status = {**status, "status": "dead"}
+        status = {**status, "status": "died"}
     return status
 
 

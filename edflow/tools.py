@@ -11,7 +11,8 @@ import time
 from edflow import checkpoint as ckpt
 from edflow import compat
 from edflow.config import ConfigError, dump_yaml
-from edflow.first_stage import FirstStageError
+from edflow.first_stage import DEBUG_ENV_VAR, FirstStageError
+from edflow.lock import RunLock
 from edflow.main import build_config, build_iterator, seed_everything, start_checkpoint
 from edflow.report import format_number, markdown_table
 from edflow.runs import eval_results, find_runs, last_metrics, read_status, results_at
@@ -94,14 +95,17 @@ def evaluate_run(argv: list[str]) -> tuple[dict, str]:
         keep_splits(config, args.split)
     if callbacks:  # recorded in the eval config written below
         config.setdefault("eval_pipeline", {})["callbacks"] = callbacks
-    dump_yaml(config, os.path.join(run, "configs", f"eval_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"))
-    seed_everything(int(config.get("seed", 0)))
-    iterator = build_iterator(config, run, train=False)
-    if callbacks:  # replaces the iterator's own callbacks too, not only those the config names
-        iterator.get_callbacks = lambda: {name: get_obj_from_str(path) for name, path in callbacks.items()}
-    compat.restore(iterator, start_checkpoint(args, iterator))
-    results = iterator.evaluate_all()
-    iterator.logger.close()
+    # a debug run's first stages are debug runs as well
+    os.environ[DEBUG_ENV_VAR] = "1" if os.path.basename(os.path.dirname(os.path.abspath(run))) == "debug_runs" else "0"
+    with RunLock(run):  # evaluating writes into the run: not while another process does
+        dump_yaml(config, os.path.join(run, "configs", f"eval_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"))
+        seed_everything(int(config.get("seed", 0)))
+        iterator = build_iterator(config, run, train=False)
+        if callbacks:  # replaces the iterator's own callbacks too, not only those the config names
+            iterator.get_callbacks = lambda: {name: get_obj_from_str(path) for name, path in callbacks.items()}
+        compat.restore(iterator, start_checkpoint(args, iterator))
+        results = iterator.evaluate_all()
+        iterator.logger.close()
     if not results:
         raise ConfigError(f"run {run!r} has no evaluation dataset (datasets other than train) to evaluate on")
     return results, eval_results_path(run, iterator.global_step)
@@ -118,6 +122,9 @@ def edeval_main(argv: list[str] | None = None) -> None:
     except (ConfigError, FirstStageError, ckpt.CheckpointError, ImportError) as error:
         print(f"edeval: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:  # safe_io.WriteError: a full disk, one line
+        print(f"edeval: error: {error}", file=sys.stderr)
+        sys.exit(1)
     for key, value in sorted(results.items()):
         print(f"{key}: {value:.6g}")
     print(f"edeval: wrote {path}", file=sys.stderr)
@@ -151,8 +158,16 @@ def run_row(run: str, patterns: list[str] | None) -> dict:
         evaluated = results_at(run)
         step = evaluated[0] if evaluated else ""
     shown = shown_metrics(metrics, patterns)
-    return {"name": os.path.basename(os.path.normpath(run)), "status": status["status"], "step": step,
+    shown_status = status["status"]
+    if shown_status == "failed" and status.get("reason"):
+        shown_status = f"failed: {one_line(str(status['reason']))}"
+    return {"name": os.path.basename(os.path.normpath(run)), "status": shown_status, "step": step,
             "metrics": ", ".join(f"{k}={format_number(v)}" for k, v in sorted(shown.items()))}
+
+
+def one_line(text: str, limit: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def edlist_main(argv: list[str] | None = None) -> None:

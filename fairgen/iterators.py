@@ -25,6 +25,7 @@ from fairgen.losses import (density_ratio, discriminator_loss, generator_loss, i
                             ratio_classifier_loss)
 from fairgen.models import AttributeClassifier, RatioClassifier
 from fairkit.metrics import make_fid_callback
+from fairkit.metrics.callbacks import fid_preflight
 
 CLASSIFIER_DEFAULTS = {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0}
 
@@ -116,6 +117,9 @@ class GANTrainer(TemplateIterator):
     ``batch_size`` is the loader's batch per iteration: ``d_steps`` discriminator batches (as BigGAN's loop splits
     it); every G step uses as many latents as one D batch.
     """
+
+    # edflow's preflight: the FID classifier run, or the Inception weights and torch-fidelity, before a run starts
+    preflight = staticmethod(fid_preflight)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -129,7 +129,8 @@ def fid_callback(root, data_in, data_out, config, device="cpu") -> dict:
     shape = "x".join(map(str, np.asarray(data_out.labels[keys[0]]).shape[1:]))
     settings.setdefault("reference_key", f"{dataset_cache_key(data_in)}-{shape}")
     settings["keys"] = keys
-    compute = make_fid_callback(feature_extractor(settings, device))
+    settings["device"] = str(settings.get("device") or device)  # fid/device, else the run's device
+    compute = make_fid_callback(feature_extractor(settings, settings["device"]))
     return compute(root, FirstImages(data_in), data_out, {**config, "fid": settings})
 
 

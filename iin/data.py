@@ -42,6 +42,11 @@ def data_folder(config: Mapping | None) -> Path:
     return default_data_root(retrieve(config or {}, "data_root", default=None))
 
 
+def named_root(config: Mapping | None):
+    """The config's ``data_root`` or None: MNIST-format data then falls back to the installed copies."""
+    return retrieve(config or {}, "data_root", default=None)
+
+
 def nested_folder(base: Path, name: str, marker: str) -> Path:
     """``base/name`` when it holds ``marker`` (the per-dataset layout), else ``base`` itself."""
     return base / name if (base / name / marker).exists() else base
@@ -55,7 +60,7 @@ class MNISTTrain(MNIST):
     split, dequantized = "train", True
 
     def __init__(self, config: Mapping | None = None, subset: int | None = None, subset_seed: int | None = None):
-        super().__init__(self.split, size=spatial_size(config, 32), root=data_folder(config), resize="bilinear",
+        super().__init__(self.split, size=spatial_size(config, 32), root=named_root(config), resize="bilinear",
                          dequantize=self.dequantized, subset=subset, subset_seed=subset_seed)
 
 
@@ -69,7 +74,7 @@ class FashionMNISTTrain(FashionMNIST):
     split, dequantized = "train", True
 
     def __init__(self, config: Mapping | None = None, subset: int | None = None, subset_seed: int | None = None):
-        super().__init__(self.split, size=spatial_size(config, 32), root=data_folder(config), resize="bilinear",
+        super().__init__(self.split, size=spatial_size(config, 32), root=named_root(config), resize="bilinear",
                          dequantize=self.dequantized, subset=subset, subset_seed=subset_seed)
 
 

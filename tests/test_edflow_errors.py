@@ -127,7 +127,9 @@ def fake_run(logs, name, trained_hidden, config_hidden, drop=()):
 def test_first_stage_whose_architecture_does_not_fit_its_checkpoint(edflow_error, tmp_path):
     checkpoint = fake_run(tmp_path / "logs", "wide", trained_hidden=8, config_hidden=16)
     line = edflow_error("-b", TOY, "-t", "+first_stage.run=wide")
-    assert f"first_stage 'wide': checkpoint {checkpoint} does not fit the model toy.Model" in line
+    # the stage is named by the run folder its name resolved to (pinned in the run's config)
+    run = os.path.dirname(os.path.dirname(os.path.dirname(checkpoint)))
+    assert f"first_stage {run!r}: checkpoint {checkpoint} does not fit the model toy.Model" in line
     assert "'net.0.weight' has shape (8, 4) in the checkpoint but (16, 4) in the model" in line
 
 

@@ -11,9 +11,10 @@ import torch
 import yaml
 
 from edflow import checkpoint as ckpt
-from edflow.first_stage import FirstStageError
+from edflow.first_stage import FirstStageError, load_first_stages
 from edflow.iterators import NonFiniteLossError
 from edflow.main import run
+from edflow.preflight import PreflightError
 
 from toy import SUBPROCESS_ENV, TOY, final_weights, metrics, train, train_losses
 
@@ -110,10 +111,14 @@ def test_first_stage_in_the_original_iin_form(tmp_path):
 
 
 def test_missing_first_stage_is_a_clear_error(tmp_path):
-    with pytest.raises(FirstStageError, match="edflow -b configs/nowhere.yaml -t"):
+    # reported by the preflight, before a run folder is made
+    with pytest.raises(PreflightError, match="edflow -b configs/nowhere.yaml -t"):
         train(tmp_path, "+first_stage.run=nowhere")
-    with pytest.raises(FirstStageError, match="does not exist"):
+    with pytest.raises(PreflightError, match="does not exist"):
         train(tmp_path, "+first_stage.checkpoint=/no/such.ckpt", "+first_stage.model=toy.Model")
+    assert not os.path.exists(tmp_path / "logs") and not glob.glob(str(tmp_path / "*_toy"))
+    with pytest.raises(FirstStageError, match="does not exist"):  # the loader itself says so too
+        load_first_stages({"checkpoint": "/no/such.ckpt", "model": "toy.Model"})
 
 
 def test_checkpoints_never_unpickle_code(tmp_path):

@@ -149,13 +149,30 @@ def test_disc_factor_scales_both_adversarial_terms_and_discriminator_weight_only
     assert d_loss.item() == pytest.approx(0.1 * plain.item(), rel=1e-5)
 
 
-def test_perceptual_weight_without_lpips_weights_says_how_to_fix_it():
+def test_perceptual_weight_without_lpips_weights_says_how_to_fix_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no VGG-16 downloaded there
     config = {**AE_CONFIG, "Loss": {**AE_CONFIG["Loss"], "perceptual_weight": 1.0}}
-    with pytest.raises(ConfigError, match="perceptual_weight: 0"):
+    with pytest.raises(ConfigError, match="perceptual_weight=0") as error:
         LossPND(config)
+    assert str(tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth") in str(error.value)
     config["Loss"]["lpips_weights"] = {"vgg": "/nonexistent/vgg16.pth", "lin": "/nonexistent/vgg.pth"}
-    with pytest.raises(FileNotFoundError, match="perceptual_weight: 0"):
+    problems = LossPND.preflight(config)  # what edflow's preflight reports: both files, each with its source
+    assert len(problems) == 2 and "/nonexistent/vgg16.pth does not exist" in problems[0]
+    assert "/nonexistent/vgg.pth does not exist" in problems[1] and "lpips/weights/v0.1/vgg.pth" in problems[1]
+    with pytest.raises(ConfigError, match="perceptual_weight=0"):
         LossPND(config)
+    config["Loss"]["perceptual_weight"] = 0.0
+    assert LossPND.preflight(config) == []
+
+
+def test_null_vgg_weights_are_taken_from_torchvisions_download_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"x")
+    (tmp_path / "vgg.pth").write_bytes(b"x")
+    config = {**AE_CONFIG, "Loss": {**AE_CONFIG["Loss"], "perceptual_weight": 1.0,
+                                    "lpips_weights": {"vgg": None, "lin": str(tmp_path / "vgg.pth")}}}
+    assert LossPND.preflight(config) == []
 
 
 def test_lpips_loads_torchvision_and_lpips_weight_files(tmp_path):

@@ -141,8 +141,9 @@ def test_edlist_shows_status_step_and_last_metrics(toy_run, log_root, capsys):
     rows = edlist_rows(capsys, str(log_root))
     name = os.path.basename
     assert rows[name(toy_run)][:2] == ["finished", "24"]
-    assert rows[name(exploded)][:2] == ["failed", "4"]  # step 4 (global step 3 before it) returned NaN
-    assert rows[name(dead)][:2] == ["dead", "16"]
+    assert rows[name(exploded)][0].startswith("failed: NonFiniteLossError: train_op returned mse = nan at step 4")
+    assert rows[name(exploded)][1] == "4"  # step 4 (global step 3 before it) returned NaN
+    assert rows[name(dead)][:2] == ["died", "16"]
     assert rows[name(alive)][:2] == ["running", "24"]
     assert rows["2020-01-01T00-00-02_new"][:2] == ["unknown", ""]
     last = [r for r in read_metrics(toy_run) if "validation/mse" in r]

@@ -126,3 +126,10 @@ def train_losses(root):
 def final_weights(root):
     path = ckpt.latest_checkpoint(os.path.join(root, "train", "checkpoints"))
     return ckpt.load(path)["state"]["model"]
+
+
+def failing_callback(root, data_in, data_out, config):
+    """Raises at the evaluation of step ``fail_eval_at`` (a config key the tests add), as a buggy metric would."""
+    if config.get("fail_eval_at") is not None and int(os.path.basename(os.path.dirname(root))) >= config["fail_eval_at"]:
+        raise ZeroDivisionError("a bug in the metric")
+    return {}

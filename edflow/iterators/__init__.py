@@ -1,3 +1,3 @@
-from edflow.iterators.template_iterator import NonFiniteLossError, TemplateIterator
+from edflow.iterators.template_iterator import EvaluationError, NonFiniteLossError, TemplateIterator
 
-__all__ = ["TemplateIterator", "NonFiniteLossError"]
+__all__ = ["TemplateIterator", "NonFiniteLossError", "EvaluationError"]

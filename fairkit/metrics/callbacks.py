@@ -22,12 +22,13 @@ cached statistics of ``data_in``'s images::
       cache_dir: ~/.cache/fairkit/fid_stats
       data_key: image
       reference_key: <name of data_in>      # default: class, length and a digest of its labels
-      device: cpu
+      device: cuda:1                        # default: the run's device
 
 Every callback also writes its results as ``<name>.yaml`` into ``root``.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -37,10 +38,11 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from edflow.first_stage import load_stage
+from edflow.device import resolve_device
+from edflow.first_stage import FirstStageError, load_stage, resolve_run
 from edflow.util import retrieve
 from fairkit.metrics import fairness
-from fairkit.metrics.extractors import FeatureExtractor, as_extractor, build_extractor
+from fairkit.metrics.extractors import INCEPTION_WEIGHTS_SOURCE, FeatureExtractor, as_extractor, build_extractor
 from fairkit.metrics.fid import compute_stats, fid, reference_stats
 
 logger = logging.getLogger(__name__)
@@ -229,6 +231,27 @@ def _resolve_extractor(settings: dict, given, built: dict) -> FeatureExtractor:
     return built[cache_key]
 
 
+def fid_preflight(config) -> list[str]:
+    """For ``edflow``'s preflight: what the ``fid`` section needs and lacks (the classifier run; the Inception
+    weights file and torch-fidelity), each with where to get it. A section without an extractor needs nothing."""
+    settings = _section(config, "fid")
+    name = settings.get("extractor")
+    problems = []
+    if name == "classifier" and settings.get("run"):
+        try:
+            resolve_run(str(settings["run"]))
+        except FirstStageError as error:
+            problems.append(f"fid/run: {error}")
+    elif name == "inception" and settings.get("inception_weights"):
+        path = str(settings["inception_weights"])
+        if not os.path.isfile(os.path.expanduser(path)):
+            problems.append(f"fid/inception_weights: {path} does not exist ({os.path.abspath(path)}); download "
+                            f"{INCEPTION_WEIGHTS_SOURCE} there, or set fid.inception_weights=<its path>")
+        if importlib.util.find_spec("torch_fidelity") is None:
+            problems.append("fid/extractor is inception, which needs torch-fidelity: pip install 'fairtoolkit[paper]'")
+    return problems
+
+
 def make_fid_callback(extractor=None, keys=None, name: str = "fid") -> Callable:
     """An eval callback giving ``fid_<key>`` for generated images in data_out against data_in's images.
 
@@ -240,6 +263,8 @@ def make_fid_callback(extractor=None, keys=None, name: str = "fid") -> Callable:
 
     def fid_callback(root, data_in, data_out, config) -> dict:
         settings = _section(config, "fid")
+        # the extractor runs where the run runs, unless fid/device names another device
+        settings["device"] = resolve_device(settings.get("device") or (config or {}).get("device") or "auto")
         feature_extractor = _resolve_extractor(settings, given, built)
         output_keys = list(keys or settings.get("keys") or [k for k in GENERATED_KEYS if k in data_out.labels])
         missing = [k for k in output_keys if k not in data_out.labels]

@@ -9,6 +9,7 @@ import torch
 
 from edflow import TemplateIterator
 from edflow.config import ConfigError
+from fairkit.metrics.callbacks import fid_preflight
 
 ADAM_BETAS = (0.5, 0.9)
 
@@ -36,6 +37,9 @@ def to_device(value, device: torch.device):
 
 class Iterator(TemplateIterator):
     """Base of IIN's trainers: ``self.learning_rate``, ``adam(params)``, ``update_lr()`` and ``eval_generator``."""
+
+    # edflow's preflight: the FID classifier run, or the Inception weights and torch-fidelity, before a run starts
+    preflight = staticmethod(fid_preflight)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

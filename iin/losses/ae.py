@@ -13,6 +13,8 @@ a PatchGAN discriminator whose generator term is weighted adaptively (``Loss`` s
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
 
 import torch
 import torch.nn as nn
@@ -52,19 +54,59 @@ def frozen(module: nn.Module):
             p.requires_grad_(flag)
 
 
+VGG_FILE = "vgg16-397923af.pth"
+VGG_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+LIN_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth"
+
+
+def default_lpips_file(kind: str) -> str | None:
+    """Where a null ``lpips_weights/<kind>`` is looked for: torchvision's download folder for VGG-16, the installed
+    lpips package for the linear layers."""
+    if kind == "vgg":
+        return os.path.join(torch.hub.get_dir(), "checkpoints", VGG_FILE)
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(next(iter(spec.submodule_search_locations)), "weights", "v0.1", "vgg.pth")
+
+
+def lpips_files(options: dict) -> tuple[dict, list[str]]:
+    """The two LPIPS weight files (as named, else at their default places) and what is missing, with where to put
+    it; nothing when the perceptual term is off."""
+    if float(options["perceptual_weight"]) == 0:
+        return {}, []
+    weights = options["lpips_weights"] or {}
+    if not isinstance(weights, dict):
+        return {}, [f"Loss/lpips_weights must be {{vgg: <path>, lin: <path>}} or null, got {weights!r}"]
+    files, problems = {}, []
+    off = "or set Loss.perceptual_weight=0 to train without the perceptual term"
+    for kind in ("vgg", "lin"):
+        path = weights.get(kind) or default_lpips_file(kind)
+        if path and os.path.isfile(os.path.expanduser(path)):
+            files[kind] = os.path.expanduser(path)
+        elif kind == "vgg":
+            problems.append(f"Loss/lpips_weights/vgg: {path} does not exist; download {VGG_URL} there (or set "
+                            f"Loss.lpips_weights.vgg=<its path>), {off}")
+        elif path:
+            problems.append(f"Loss/lpips_weights/lin: {path} does not exist; download {LIN_URL} there (or set "
+                            f"Loss.lpips_weights.lin=<its path>), {off}")
+        else:
+            problems.append(f"Loss/lpips_weights/lin is not set and the lpips package, which ships it, is not "
+                            f"installed: pip install 'fairtoolkit[paper]' (or download {LIN_URL} and set "
+                            f"Loss.lpips_weights.lin=<its path>), {off}")
+    return files, problems
+
+
 def build_lpips(options: dict):
     """LPIPS when the perceptual term is on (imported only then: torchvision is slow to import)."""
-    if float(options["perceptual_weight"]) == 0:
+    files, problems = lpips_files(options)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if not files:
         return None
     from iin.losses.lpips import LPIPS
 
-    weights = options["lpips_weights"] or {}
-    if not isinstance(weights, dict) or not weights.get("vgg") or not weights.get("lin"):
-        raise ConfigError(f"Loss/perceptual_weight is {options['perceptual_weight']} but Loss/lpips_weights does not "
-                          f"name both LPIPS weight files ({weights!r}). Set Loss/lpips_weights: {{vgg: <torchvision's "
-                          f"vgg16-397923af.pth>, lin: <lpips weights/v0.1/vgg.pth>}}, or Loss/perceptual_weight: 0 "
-                          f"to train without the perceptual term")
-    return LPIPS(weights["vgg"], weights["lin"])
+    return LPIPS(files["vgg"], files["lin"])
 
 
 def discriminator_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
@@ -85,6 +127,11 @@ class LossPND(nn.Module):
     ``generator_loss(...)`` gives the autoencoder's loss, ``discriminator_loss(...)`` the discriminator's; the
     trainer optimises them separately (the discriminator after the autoencoder's backward pass).
     """
+
+    @staticmethod
+    def preflight(config) -> list[str]:
+        """For ``edflow``'s preflight: the LPIPS weight files, when the perceptual term is on."""
+        return lpips_files(section(config, "Loss", LOSS_DEFAULTS))[1]
 
     def __init__(self, config: dict):
         super().__init__()
