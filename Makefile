@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The versions whose wheels lie on the local disk; an unpinned torch would download gigabytes.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup system demo test official-check bench clean
+.PHONY: setup system demo test official-check bench figures clean
 
 setup: $(VENV)/.installed
 
@@ -52,6 +52,11 @@ demo: setup
 
 bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Every figure under results/ from the records committed there (no training): null-sampling's accuracy against HGR,
+# fairgen's discrepancy per iteration, the curves of every EnD study folder that holds <run>/epochs.csv.
+figures: setup
+	$(PY) -m scripts.figures
 
 clean:
 	rm -rf $(VENV) logs/debug_runs .pytest_cache
