@@ -289,6 +289,7 @@ class TemplateIterator:
         bar = tqdm(total=total, initial=self.global_step, desc="train", disable=not dist.is_main_process(),
                    dynamic_ncols=True)
         last_saved = last_evaluated = None
+        closed_after_save = False
         with contextlib.closing(bar), self._deferred_interrupts():  # closed on errors too: messages start a line
             # an epoch whose batches are all done but which was saved before it was closed (see below) is closed
             # first, with its evaluation
@@ -300,7 +301,7 @@ class TemplateIterator:
                     self.run_step(batch)
                     bar.update(1)
                     if self.config.get("ckpt_freq") and self.global_step % int(self.config["ckpt_freq"]) == 0:
-                        last_saved = self.save_checkpoint()
+                        last_saved, closed_after_save = self.save_checkpoint(), False
                     if self.global_step >= total or self.stop_requested():
                         break
                 if self.batch_in_epoch >= steps_per_epoch:
@@ -309,6 +310,9 @@ class TemplateIterator:
                         # saved before the epoch is closed: resuming from it closes the epoch and evaluates
                         # again, so an evaluation that fails loses no training
                         last_saved = self.save_checkpoint()
+                    # a checkpoint of this step, if any, predates the close: the hooks and evaluation below may
+                    # change state (a scheduler's step, fitted buffers), so the final step is saved again
+                    closed_after_save = last_saved is not None and ckpt.checkpoint_step(last_saved) == self.global_step
                     self.epoch += 1
                     self.batch_in_epoch = 0
                     compat.run_hooks(self, "after_epoch")
@@ -319,8 +323,10 @@ class TemplateIterator:
                 if last_saved is None or ckpt.checkpoint_step(last_saved) != self.global_step:
                     last_saved = self.save_checkpoint()  # before the final evaluation, for the same reason
                 self.select_model(self.evaluate_all(), last_saved)
-            if last_saved is None or ckpt.checkpoint_step(last_saved) != self.global_step:
+            if last_saved is None or ckpt.checkpoint_step(last_saved) != self.global_step or closed_after_save:
                 last_saved = self.save_checkpoint()
+                if self.best is not None and self.best.get("step") == self.global_step:
+                    self.select_model({}, last_saved)  # the kept best is this step: keep its closed state too
         status = "stopped" if self._stop_requested and self.global_step < total else "finished"
         self._write_status(status)
         self.logger.close()
