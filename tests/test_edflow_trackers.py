@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from edflow.logger import WANDB_ID_FILE
 from edflow.main import run
 from toy import SUBPROCESS_ENV, TOY, metrics
 
+pytestmark = pytest.mark.filterwarnings("ignore:a warning from the drawing callback")
 DRAW = "+eval_pipeline.callbacks.draw=test_edflow_trackers.drawing_callback"  # toy: 8 steps per epoch
 
 
@@ -30,6 +32,7 @@ def drawing_callback(root, data_in, data_out, config):
     import matplotlib.pyplot as plt
 
     logging.getLogger("iin").warning("FID skipped: no Inception weights here (test)")
+    warnings.warn("a warning from the drawing callback", UserWarning)
     error = data_out.labels["prediction"] - data_out.labels["target"]
     plot = plt.figure(figsize=(2, 2))
     plt.hist(error, bins=5)
@@ -59,6 +62,7 @@ def test_console_log_keeps_what_each_session_printed_warnings_and_errors_include
     root = glob.glob(str(tmp_path / "*_toy"))[0]
     text = read_log(root)
     assert text.count("===== session ") == 1 and "FID skipped: no Inception weights here (test)" in text
+    assert "UserWarning: a warning from the drawing callback" in text
     assert f"edflow: run folder {root}" in text.splitlines()[-1]
     assert "\r" not in text and "\x1b" not in text
     bars = [line for line in text.splitlines() if line.startswith("train:")]
