@@ -8,6 +8,7 @@ import math
 import os
 import secrets
 import string
+import sys
 import time
 from typing import Mapping
 
@@ -186,16 +187,26 @@ class Logger:
             self.image_files({f"{prefix}{name}": path}, step)
         return paths
 
+    @property
+    def tracking(self) -> bool:
+        """Whether TensorBoard or W&B is on in this process."""
+        return self.enabled and bool(self._tensorboard_on or self.wandb)
+
     def image_files(self, files: Mapping[str, str], step: int) -> None:
         """PNG files already written (a callback's plots) to the trackers, under the given tags."""
-        if not self.enabled or not files or not (self._tensorboard_on or self.wandb):
+        if not self.tracking or not files:
             return
         from PIL import Image
 
         for tag, path in files.items():
-            if self.tensorboard:
+            try:
                 with Image.open(path) as image:
-                    self.tensorboard.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+                    pixels = np.asarray(image.convert("RGB"))
+            except (OSError, ValueError) as error:  # a picture the trackers miss is no reason to stop training
+                print(f"edflow: warning: {path} is not sent to the trackers: {error}", file=sys.stderr)
+                continue
+            if self.tensorboard:
+                self.tensorboard.add_image(tag, pixels, step, dataformats="HWC")
             if self.wandb:
                 import wandb
 

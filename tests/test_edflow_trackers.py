@@ -185,3 +185,17 @@ def test_wandb_gets_evaluation_pictures_and_a_resumed_run_continues_the_same_wan
     with open(os.path.join(root, WANDB_ID_FILE)) as f:
         assert f.read().strip() == run_id
     assert [os.path.basename(p).rsplit("-", 1)[-1] for p in offline_runs(root)] == [run_id, run_id]
+
+
+def test_a_picture_the_trackers_cannot_read_is_skipped_with_a_warning(tmp_path, capsys):
+    from edflow.logger import Logger
+
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed: pip install 'fairtoolkit[tensorboard]'")
+    logger = Logger(str(tmp_path), {"integrations": {"tensorboard": True}})
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    Image.new("RGB", (3, 2), (255, 0, 0)).save(tmp_path / "red.png")
+    logger.image_files({"eval/broken": str(tmp_path / "broken.png"), "eval/red": str(tmp_path / "red.png")}, 5)
+    logger.close()
+    assert "broken.png is not sent to the trackers" in capsys.readouterr().err
+    events = tensorboard_events(str(tmp_path))
+    assert events.Tags()["images"] == ["eval/red"] and [e.step for e in events.Images("eval/red")] == [5]

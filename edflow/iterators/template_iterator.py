@@ -438,7 +438,7 @@ class TemplateIterator:
         callbacks = self.get_callbacks()
         for name, callback in tqdm(callbacks.items(), desc=f"callbacks {split}", leave=False,
                                    disable=not callbacks):
-            before = _png_files(root)
+            before = _png_files(root) if self.logger.tracking else {}
             try:
                 values = callback(root, self.datasets[split], data_out, self.config)
                 self.log_evaluation_pictures(values, root, split, before)
@@ -455,9 +455,10 @@ class TemplateIterator:
         """What a callback drew, to TensorBoard and W&B as ``eval/<split>/<name>``: the PNGs it wrote into its
         folder (new or rewritten since ``before``), and the ``images`` and ``figures`` it returned."""
         prefix = f"eval/{split}/"
-        written = {path: mtime for path, mtime in _png_files(root).items() if before.get(path) != mtime}
-        self.logger.image_files({prefix + os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "/"): path
-                                 for path in sorted(written)}, self.global_step)
+        if self.logger.tracking:
+            written = {path: mtime for path, mtime in _png_files(root).items() if before.get(path) != mtime}
+            self.logger.image_files({prefix + os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "/"):
+                                     path for path in sorted(written)}, self.global_step)
         if isinstance(values, Mapping):
             if isinstance(values.get("images"), Mapping):
                 self.logger.images(values["images"], self.global_step, root, prefix=prefix)
