@@ -3,9 +3,8 @@ there while it still reaches the terminal.
 
 - Lines printed before the run folder exists (the preflight's) are held and written once it does.
 - Each start appends a session line, so a resumed run's file tells its sessions apart.
-- Only completed lines are written: a progress bar redrawn with carriage returns leaves its last state only
-  (while bars are open the last few rows wait, as nested bars redraw them; they are written at the latest when
-  the run ends).
+- Only completed lines are written, once the cursor has left them for good: a progress bar redrawn with carriage
+  returns leaves its last state only, and bars that clear themselves leave nothing.
 - Under torchrun only rank 0 writes; other ranks print to their terminal as before.
 - A failed write (a full disk, a lost mount) prints one warning and stops copying; the run goes on.
 """
@@ -39,9 +38,18 @@ class _Screen:
         self.bar = [False]  # a row redrawn with carriage returns
         self.message_from: list[int | None] = [None]  # where a message printed onto a bar's row starts
         self.row = self.col = 0
+        self.moves = 0  # newlines that may be a bar moving the cursor down, to come back up with ESC [ A
+        self.after_message = False
 
-    def feed(self, text: str) -> None:
+    def feed(self, text: str, *, drawing: bool = False) -> None:
+        """``drawing``: written inside one of tqdm's drawing operations. There a write of newlines alone that
+        does not end a message (tqdm.write's) moves the cursor to a lower bar, and back up before it ends."""
         tokens = _TOKENS.findall(text)
+        if not drawing:
+            self.moves = 0
+        elif tokens and not text.strip("\n") and not self.after_message:
+            self.moves = min(BAR_ROWS, self.moves + len(text))
+        self.after_message = bool(tokens) and tokens[0][0] not in "\r\n\x1b"
         if tokens and tokens[0][0] not in "\r\n\x1b" and self.bar[self.row]:
             # a print (not tqdm.write) while a bar is drawn: on a terminal it shares the bar's row; here it gets
             # the row to itself, and the bar's state at that moment is dropped (its last state comes later)
@@ -63,6 +71,7 @@ class _Screen:
                 up = _UP.fullmatch(token)
                 if up:
                     self.row = max(0, self.row - int(up.group(1) or 1))
+                    self.moves = max(0, self.moves - int(up.group(1) or 1))
             else:  # overwrites what is under the cursor, as a terminal does
                 line = self.rows[self.row].ljust(self.col)
                 self.rows[self.row] = line[:self.col] + token + line[self.col + len(token):]
@@ -89,15 +98,17 @@ class _Screen:
 
 _TOKENS = re.compile(r"\n|\r|\x1b\[[0-9;?]*[A-Za-z]|\x1b|[^\n\r\x1b]+")
 _UP = re.compile(r"\x1b\[(\d*)A")
-BAR_ROWS = 4  # rows kept back while progress bars are open: nested bars move the cursor up this far at most
+BAR_ROWS = 4  # rows kept back at most while tqdm draws (nested bars move the cursor down and back up)
 
 
-def _bars_open() -> bool:
+def _tqdm_drawing() -> bool:
+    """Whether this thread is inside one of tqdm's drawing operations (it holds tqdm's lock for each), in which
+    the cursor may stand below a bar it comes back to; between them every row above the cursor is final."""
     try:
-        from tqdm.std import tqdm
+        from tqdm.std import TqdmDefaultWriteLock
 
-        return any(not getattr(bar, "disable", False) for bar in list(tqdm._instances))
-    except Exception:  # tqdm's bookkeeping is not public API: when it changes, assume bars may be open
+        return TqdmDefaultWriteLock.th_lock._is_owned()  # one thread lock shared by every bar class's lock
+    except Exception:  # tqdm's lock is not public API: when it changes, assume a bar is being drawn
         return True
 
 
@@ -131,8 +142,8 @@ class ConsoleLog:
             return
         with self._lock:
             screen = self._screens.setdefault(stream, _Screen())
-            screen.feed(text)
-            self._lines(screen.take(BAR_ROWS if _bars_open() else 0))
+            screen.feed(text, drawing=_tqdm_drawing())
+            self._lines(screen.take(screen.moves))
 
     def note(self, text: str) -> None:
         """Lines for the file only (a traceback that Python prints to the terminal itself)."""
