@@ -7,6 +7,7 @@ import inspect
 import itertools
 import os
 import random
+import shlex
 import socket
 import sys
 import time
@@ -18,6 +19,7 @@ import torch
 
 from edflow import checkpoint as ckpt
 from edflow import compat
+from edflow import console
 from edflow import distributed as dist
 from edflow.config import (ConfigError, apply_overrides, check_runner_keys, deep_merge, dump_yaml, load_configs,
                            load_yaml, parse_overrides, unknown_key_message, with_defaults)
@@ -183,6 +185,13 @@ def start_checkpoint(args, iterator) -> str | None:
 
 
 def run(argv: list[str] | None = None) -> str | None:
+    """Train, resume or evaluate as the command line says; returns the run folder (None for --check)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with console.capture() as log:  # the preflight's lines are held until the run folder exists
+        return _run(argv, log)
+
+
+def _run(argv: list[str], log: console.ConsoleLog) -> str | None:
     args, overrides = parser().parse_known_args(argv)
     os.environ["EDFLOW_LOG_ROOT"] = args.log_root  # first stages named by run name are looked up here
     os.environ[DEBUG_ENV_VAR] = "1" if args.debug else "0"  # ... and under debug_runs/ only in -d runs
@@ -198,6 +207,7 @@ def run(argv: list[str] | None = None) -> str | None:
         print(f"edflow: {stage_line(stage)}", file=sys.stderr)
     record_stages(config, report.stages)
     root = existing or run_root(args, config)
+    log.attach(root, header="edflow " + shlex.join(argv), main_process=dist.is_main_process())
     with RunLock(root):
         iterator = None
         try:
@@ -264,6 +274,11 @@ def main(argv: list[str] | None = None) -> None:
         from edflow.report import main as report_main
 
         return report_main(argv[1:])
+    with console.capture():  # also the error messages below, once the run folder is known
+        _main(argv)
+
+
+def _main(argv: list[str]) -> None:
     try:
         run(argv)
         # gloo aborts the process if a peer tears its connections down while collectives are still in flight

@@ -46,9 +46,13 @@ def evaluations(root):
 
 @needs_torchrun
 def test_two_ranks_train_and_evaluate_as_one_process_with_the_same_global_batch(tmp_path):
-    torchrun(tmp_path / "ddp", "-t", "batch_size=8", *PLAIN)
+    done = torchrun(tmp_path / "ddp", "-t", "batch_size=8", *PLAIN)
     ddp = only_run(tmp_path / "ddp" / "logs")
     single = train(tmp_path / "single", "batch_size=16", *PLAIN)
+    with open(os.path.join(ddp, "console.log")) as f:
+        console = f.read()
+    assert done.stderr.count("edflow: run folder") == 2  # each rank prints to its terminal ...
+    assert console.count("===== session ") == 1 and console.count("edflow: run folder") == 1  # ... rank 0 to the file
 
     assert ckpt.checkpoint_step(ckpt.latest_checkpoint(os.path.join(ddp, "train", "checkpoints"))) == 12
     ddp_losses, single_losses = train_losses(ddp), train_losses(single)

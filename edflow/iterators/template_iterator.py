@@ -444,8 +444,10 @@ class TemplateIterator:
         callbacks = self.get_callbacks()
         for name, callback in tqdm(callbacks.items(), desc=f"callbacks {split}", leave=False,
                                    disable=not callbacks):
+            before = _png_files(root) if self.logger.tracking else {}
             try:
                 values = callback(root, self.datasets[split], data_out, self.config)
+                self.log_evaluation_pictures(values, root, split, before)
             except (KeyboardInterrupt, SystemExit, safe_io.WriteError):
                 raise
             except Exception as error:
@@ -454,6 +456,20 @@ class TemplateIterator:
             for key, value in compat.callback_scalars(values).items():
                 results[f"{split}/{key}"] = to_float(value)
         return results
+
+    def log_evaluation_pictures(self, values, root: str, split: str, before: Mapping[str, float]) -> None:
+        """What a callback drew, to TensorBoard and W&B as ``eval/<split>/<name>``: the PNGs it wrote into its
+        folder (new or rewritten since ``before``), and the ``images`` and ``figures`` it returned."""
+        prefix = f"eval/{split}/"
+        if self.logger.tracking:
+            written = {path: mtime for path, mtime in _png_files(root).items() if before.get(path) != mtime}
+            self.logger.image_files({prefix + os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "/"):
+                                     path for path in sorted(written)}, self.global_step)
+        if isinstance(values, Mapping):
+            if isinstance(values.get("images"), Mapping):
+                self.logger.images(values["images"], self.global_step, root, prefix=prefix)
+            if isinstance(values.get("figures"), Mapping):
+                self.logger.figures(values["figures"], self.global_step, root, prefix=prefix)
 
     def select_model(self, results: Mapping, checkpoint_path: str | None) -> None:
         """Keep ``best.ckpt`` at the evaluation that is best by ``model_selection: {metric, mode}``."""
@@ -534,6 +550,18 @@ def _is_scalar(value) -> bool:
     if isinstance(value, np.ndarray):  # edflow 0.4 iterators log numpy scalars
         return value.size == 1
     return isinstance(value, (int, float, np.floating, np.integer))
+
+
+def _png_files(folder: str) -> dict[str, float]:
+    """The PNG files under ``folder`` with their modification times."""
+    found = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            if name.lower().endswith(".png"):
+                path = os.path.join(directory, name)
+                with contextlib.suppress(OSError):
+                    found[path] = os.stat(path).st_mtime_ns
+    return found
 
 
 def epoch_sampler(loader):
