@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from edflow import TemplateIterator
 from edflow import checkpoint as ckpt
 from edflow.config import ConfigError, dump_yaml, section
-from fairgen.data import fetch_batch
-from fairgen.models import GAN
+from fairkit.data.batches import fetch_batch
 from fairkit.metrics.callbacks import write_results
+from fairkit.nets.gan import GAN
 from latentdebias import callbacks, synthesis
 from latentdebias.data import SYNTHETIC_FILE, data_options, real_split
 from latentdebias.models import AttributeClassifier, LatentHyperplanes
@@ -152,7 +152,7 @@ class SyntheticStage(TemplateIterator):
 
     def check_stages(self) -> None:
         if self.gan.conditional:
-            raise ConfigError("the GAN stage must be unconditional (fairgen GAN with Model/conditional: false)")
+            raise ConfigError("the GAN stage must be unconditional (Model/conditional: false)")
         wanted = [self.data["target"], *self.data["protected"]]
         predicted = [c.attribute for c in self.classifiers]
         if predicted != wanted:
