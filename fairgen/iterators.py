@@ -13,16 +13,15 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from edflow import TemplateIterator
 from edflow.config import section
 from fairgen import callbacks
 from fairgen.data import bias_attributes, data_options, fetch_batch
 from fairgen.losses import density_ratio, importance_weights, ratio_classifier_loss
 from fairgen.models import AttributeClassifier, RatioClassifier
 from fairkit import gan
+from fairkit.classifier import BinaryClassifierTrainer
 
 CLASSIFIER_DEFAULTS = {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0}
 
@@ -32,64 +31,41 @@ def adam(parameters, options) -> torch.optim.Adam:
                             weight_decay=float(options.get("weight_decay", 0.0)))
 
 
-class AttributeClassifierTrainer(TemplateIterator):
-    """Binary cross-entropy on each attribute of ``Model/attributes``; evaluation: accuracy per attribute."""
+class _ClassifierTrainer(BinaryClassifierTrainer):
+    """fairgen's classifier stages: Adam with ``Trainer:`` (:data:`CLASSIFIER_DEFAULTS`), mixed precision if asked."""
+
+    use_autocast = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.options = section(self.config, "Trainer", CLASSIFIER_DEFAULTS)
         self.optimizer = adam(self.model.parameters(), self.options)
 
-    def step_op(self, model, image, attributes, **batch):
-        target = attributes[:, model.columns].float()
 
-        def train_op():
-            with self.autocast():
-                loss = F.binary_cross_entropy_with_logits(model(image), target)
-            self.optimize(loss, self.optimizer)
-            return loss
+class AttributeClassifierTrainer(_ClassifierTrainer):
+    """Binary cross-entropy on each attribute of ``Model/attributes``; evaluation: accuracy per attribute."""
 
-        def log_op():
-            with torch.no_grad():
-                logits = model(image)
-            return {"scalars": {"loss": F.binary_cross_entropy_with_logits(logits, target),
-                                "accuracy": ((logits > 0).float() == target).float().mean()},
-                    "images": {"inputs": image[:16]}}
+    def label(self, batch) -> torch.Tensor:
+        return batch["attributes"][:, self.model.columns].float()
 
-        def eval_op():
-            return {"predicted": model.predict_attributes(image), "target": target.long()}
-
-        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
+    def eval_outputs(self, model, image, label, batch) -> dict:
+        return {"predicted": model.predict_attributes(image), "target": label.long()}
 
     def get_callbacks(self) -> dict[str, Callable]:
         return {**super().get_callbacks(), "attribute_accuracy": callbacks.attribute_accuracy}
 
 
-class RatioTrainer(TemplateIterator):
+class RatioTrainer(_ClassifierTrainer):
     """Stage 1: cross-entropy of reference (1) vs biased (0) on class-balanced batches; evaluation: calibration."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.options = section(self.config, "Trainer", CLASSIFIER_DEFAULTS)
-        self.optimizer = adam(self.model.parameters(), self.options)
+    label_key = "reference"
+    logged_images = 0
 
-    def step_op(self, model, image, reference, **batch):
-        def train_op():
-            with self.autocast():
-                loss = ratio_classifier_loss(model(image), reference)
-            self.optimize(loss, self.optimizer)
-            return loss
+    def loss(self, logits, label) -> torch.Tensor:
+        return ratio_classifier_loss(logits, label)
 
-        def log_op():
-            with torch.no_grad():
-                logits = model(image)
-            return {"scalars": {"loss": ratio_classifier_loss(logits, reference),
-                                "accuracy": ((logits > 0).long() == reference).float().mean()}}
-
-        def eval_op():
-            return {"logit": model(image), "reference": reference, "group": batch["group"]}
-
-        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
+    def eval_outputs(self, model, image, label, batch) -> dict:
+        return {"logit": model(image), "reference": label, "group": batch["group"]}
 
     def get_callbacks(self) -> dict[str, Callable]:
         return {**super().get_callbacks(), "calibration": callbacks.calibration}
