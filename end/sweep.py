@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from end.runs import PAPER_UNBIASED, RunSpec, best_results, run_all
+from fairkit import report
 
 @dataclass(frozen=True)
 class Setting:
@@ -80,9 +81,8 @@ def record_key(record: dict) -> tuple:
 
 
 def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    """Mean and sample standard deviation (ddof=1; 0 for a single value, so one-seed rows print "± 0.0")."""
+    return report.mean_std(values, ddof=1, single=0.0)
 
 
 def summarise(records: list[dict]) -> list[dict]:
@@ -119,8 +119,7 @@ def top_runs(records: list[dict], k: int) -> list[dict]:
                "settings": [(r["alpha"], r["beta"], r["seed"]) for r in best],
                "paper_unbiased": PAPER_UNBIASED.get(method, {}).get(round(rho, 3), math.nan)}
         for metric in ("validation", "biased", "unbiased"):
-            values = np.array([100 * r[metric] for r in best])
-            row[f"{metric}_mean"], row[f"{metric}_std"] = float(values.mean()), float(values.std(ddof=0))
+            row[f"{metric}_mean"], row[f"{metric}_std"] = report.mean_std([100 * r[metric] for r in best], ddof=0)
         rows.append(row)
     return rows
 
@@ -138,7 +137,7 @@ def top_markdown(rows: list[dict], k: int) -> str:
 
 
 def pm(row: dict, metric: str) -> str:
-    return f"{row[f'{metric}_mean']:.1f} ± {row[f'{metric}_std']:.1f}"
+    return report.format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], digits=1)
 
 
 def markdown(rows: list[dict]) -> str:

@@ -5,7 +5,7 @@
   score, accuracy, and its mean estimated ratio per bias group beside the true ratio of the two datasets.
 - :func:`sample_fairness`: fairness discrepancy of generated samples (L2, L1, KL to uniform) and the predicted
   group shares.
-- :func:`sample_grid`: a PNG grid of generated samples. FID comes from :func:`fairkit.metrics.make_fid_callback`.
+- :func:`sample_grid` (from :mod:`fairkit.gan`): a PNG grid of generated samples. FID comes from :func:`fairkit.metrics.make_fid_callback`.
 """
 from __future__ import annotations
 
@@ -14,14 +14,11 @@ from typing import Mapping
 
 import numpy as np
 
-from edflow.logger import save_image_grid
 from fairgen.data import classifier_attributes, data_options, num_groups
 from fairkit.data.attribute_mnist import BIAS_SETTINGS
+from fairkit.gan import sample_grid  # noqa: F401 (fairgen.callbacks.sample_grid stays importable)
 from fairkit.metrics import fairness
 from fairkit.metrics.callbacks import write_results
-
-GRID_SIZE = 64
-
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
@@ -120,11 +117,3 @@ def sample_fairness(root, data_in, data_out, config) -> dict:
     results.update({f"share_group{g}": float(s) for g, s in enumerate(shares)})
     write_results(root, "sample_fairness", results)
     return results
-
-
-def sample_grid(root, data_in, data_out, config) -> dict:
-    """The first generated samples as ``samples.png`` (no scalar results)."""
-    samples = np.asarray(data_out.labels["samples"][:GRID_SIZE])
-    save_image_grid(samples, os.path.join(root, "samples.png"))
-    return {}
-

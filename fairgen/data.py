@@ -23,11 +23,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import default_collate
 
 from edflow.config import section
 from edflow.data.dataset import ConcatenatedDataset, DatasetMixin
 from fairkit.data import attribute_mnist as amnist
+from fairkit.data.batches import fetch_batch  # noqa: F401 (fairgen.data.fetch_batch stays importable)
 from fairkit.data.celeba import CELEBA_ATTRIBUTES, CelebA
 
 DATASETS = ("attrmnist", "celeba")
@@ -209,13 +209,6 @@ def balanced(options: Mapping, pool: str, size: int, purpose: str):
     return amnist.make_cells(cells, amnist.split_counts(size, [1.0] * len(cells)), pool,
                              stream_seed(options, purpose), options["image_size"], options["data_root"],
                              float(options["colour_spread"]))
-
-
-def fetch_batch(dataset, indices: np.ndarray) -> dict:
-    """A batch of ``dataset``: whole-batch indexing when it has ``get_batch``, else examples collated."""
-    if hasattr(dataset, "get_batch"):
-        return dataset.get_batch(indices)
-    return default_collate([dataset[int(i)] for i in indices])
 
 
 class ClassBalancedPairs(DatasetMixin):

@@ -4,8 +4,8 @@
   samples (fairness discrepancy) and as the FID feature extractor at CPU scale (``features(x)``).
 - :class:`RatioClassifier`: a ResNet with one logit, trained to tell reference (1) from biased (0) examples;
   its logit estimates log r(x) = log p_ref(x) / p_bias(x).
-- :class:`GAN`: BigGAN-style generator and discriminator (fairkit.nets.gan) plus the EMA of the generator, all in
-  the state dict; ``sample(n)`` draws from the EMA generator.
+- :class:`GAN`: :class:`fairkit.gan.Model`, BigGAN-style generator and discriminator plus the EMA of the generator,
+  all in the state dict; ``sample(n)`` draws from the EMA generator.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch.nn as nn
 from edflow.config import section
 from fairgen.data import attribute_names, classifier_attributes, data_options, group_labels
 from fairkit.nets.classifiers import ResNet
-from fairkit.nets.gan import EMA, Discriminator, Generator
+from fairkit import gan
 
 RESNET_DEFAULTS = {"width": 64, "depth": 18, "blocks": None, "head_hidden": []}
 
@@ -78,68 +78,8 @@ class RatioClassifier(nn.Module):
         return torch.exp(self(x))
 
 
-GAN_DEFAULTS = {
-    "dim_z": 128,
-    "ch": 64,
-    "resolution": 32,       # 32, 64 or 128 (BigGAN's architectures)
-    "conditional": False,   # condition G and D on dataset membership (the conditional baseline)
-    "ema_decay": 0.9999,
-    "ema_start": 1000,
-}
+GAN_DEFAULTS = gan.MODEL_DEFAULTS
 
 
-class GAN(nn.Module):
-    """Generator, discriminator and the generator's EMA. ``forward(z, y=None)`` runs the EMA generator."""
-
-    def __init__(self, config: Mapping):
-        super().__init__()
-        options = section(config, "Model", GAN_DEFAULTS)
-        self.dim_z, self.conditional = int(options["dim_z"]), bool(options["conditional"])
-        n_classes = 2 if self.conditional else 0
-        resolution = int(options["resolution"])
-        self.generator = Generator(self.dim_z, int(options["ch"]), resolution, 3, n_classes)
-        self.discriminator = Discriminator(int(options["ch"]), resolution, 3, n_classes)
-        self._ema = EMA(self.generator, float(options["ema_decay"]), int(options["ema_start"]))
-        self.generator_ema = self._ema.module  # registered, so checkpoints and later stages hold it
-
-    def train(self, mode: bool = True) -> "GAN":
-        super().train(mode)
-        self.generator_ema.eval()  # sampling always uses the running BatchNorm statistics
-        return self
-
-    def update_ema(self, step: int) -> None:
-        self._ema.update(step)
-
-    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator_ema(z, y)
-
-    def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = next(self.parameters()).device
-        return torch.randn(n, self.dim_z, generator=generator).to(device)
-
-    def reference_labels(self, n: int) -> torch.Tensor | None:
-        """The class to sample from: the reference set for the conditional baseline, none otherwise."""
-        if not self.conditional:
-            return None
-        return torch.ones(n, dtype=torch.long, device=next(self.parameters()).device)
-
-    @torch.no_grad()
-    def sample(self, n: int, batch_size: int = 500, ema: bool = True, generator: torch.Generator | None = None,
-               y: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` images (B, 3, H, W) in [-1, 1] and their latents; ``y`` picks the class of a conditional GAN
-        (default: the reference class)."""
-        net = self.generator_ema if ema else self.generator
-        was_training = net.training
-        net.eval()
-        images, latents = [], []
-        try:
-            for start in range(0, n, batch_size):
-                z = self.sample_z(min(batch_size, n - start), generator)
-                labels = self.reference_labels(len(z))
-                if labels is not None and y is not None:
-                    labels = torch.full_like(labels, int(y))
-                images.append(net(z, labels).cpu())
-                latents.append(z.cpu())
-        finally:
-            net.train(was_training)
-        return torch.cat(images), torch.cat(latents)
+class GAN(gan.Model):
+    """fairgen's name for :class:`fairkit.gan.Model` (runs whose config says ``model: fairgen.models.GAN`` load)."""

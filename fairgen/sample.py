@@ -19,7 +19,7 @@ import torch
 from edflow.first_stage import FirstStageError, load_stage
 from edflow.logger import save_image_grid
 from fairgen.data import bias_attributes, data_options
-from fairgen.models import GAN
+from fairkit.nets.gan import GAN
 from fairkit.metrics import to_uint8_rgb
 
 
@@ -43,7 +43,8 @@ def load_gan(project: str, checkpoint: str | None, device: str) -> GAN:
     spec = {"run": project, **({"checkpoint": checkpoint} if checkpoint else {})}
     model = load_stage(spec, device)
     if not isinstance(model, GAN):
-        raise FirstStageError(f"{project!r} is a run of {type(model).__name__}, not of fairgen.models.GAN")
+        raise FirstStageError(f"{project!r} is a run of {type(model).__name__}, not of a GAN (fairgen.models.GAN, "
+                              f"fairkit.gan.Model)")
     return model
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from edflow import TemplateIterator
 from edflow.config import section
+from fairkit.classifier import ClassifierTrainer
 from fairkit.nets.classifiers import ConvNet
 
 MODEL_DEFAULTS = {"in_channels": 1, "num_classes": 10, "channels": [32, 64, 128]}
@@ -22,7 +21,9 @@ class Model(ConvNet):
         super().__init__(options["in_channels"], options["num_classes"], tuple(options["channels"]))
 
 
-class Trainer(TemplateIterator):
+class Trainer(ClassifierTrainer):
+    """Cross-entropy on ``Trainer/label_key``, Adam, the learning rate annealed to zero (cosine) over the run."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         options = section(self.config, "Trainer", TRAINER_DEFAULTS)
@@ -31,27 +32,6 @@ class Trainer(TemplateIterator):
                                           weight_decay=options["weight_decay"])
         # Annealing to zero settles the weights (and BatchNorm's running statistics) for a sharp test accuracy.
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, max(1, self.num_training_steps()))
-
-    def step_op(self, model, image, **batch):
-        label = batch[self.label_key]
-
-        def train_op():
-            loss = F.cross_entropy(model(image), label)
-            self.optimize(loss, self.optimizer)
-            self.scheduler.step()
-            return loss
-
-        def log_op():
-            with torch.no_grad():
-                logits = model(image)
-            return {"scalars": {"loss": F.cross_entropy(logits, label),
-                                "accuracy": (logits.argmax(1) == label).float().mean()},
-                    "images": {"inputs": image[:16]}}
-
-        def eval_op():
-            return {"pred": model(image).argmax(1), "label": label}
-
-        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
 
     def get_callbacks(self):
         return {**super().get_callbacks(), "accuracy": accuracy}

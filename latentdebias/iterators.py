@@ -16,14 +16,14 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from edflow import TemplateIterator
 from edflow import checkpoint as ckpt
 from edflow.config import ConfigError, dump_yaml, section
-from fairgen.data import fetch_batch
-from fairgen.models import GAN
+from fairkit.classifier import BinaryClassifierTrainer
+from fairkit.data.batches import fetch_batch
 from fairkit.metrics.callbacks import write_results
+from fairkit.nets.gan import GAN
 from latentdebias import callbacks, synthesis
 from latentdebias.data import SYNTHETIC_FILE, data_options, real_split
 from latentdebias.models import AttributeClassifier, LatentHyperplanes
@@ -34,9 +34,12 @@ SCHEDULES = ("constant", "cosine")
 LOGGED_IMAGES = 64
 
 
-class ClassifierTrainer(TemplateIterator):
+class ClassifierTrainer(BinaryClassifierTrainer):
     """Trains ``latentdebias.models.AttributeClassifier`` with BCE and Adam (the paper: lr 1e-4, 20 epochs, the
     checkpoint of best validation AP, ``model_selection: {metric: validation/ap}``)."""
+
+    use_autocast = True
+    logged_images = LOGGED_IMAGES
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,36 +58,24 @@ class ClassifierTrainer(TemplateIterator):
         if self.model.pretrained:
             self.model.load_imagenet_weights()  # a resumed run restores its own weights over these
 
-    def step_op(self, model, image, **batch):
-        if model.attribute not in batch:
-            raise KeyError(f"the batch has no label {model.attribute!r} (Model/attribute); it holds {sorted(batch)}")
-        label = batch[model.attribute]
+    # --- hooks of fairkit's classifier trainer -----------------------------------------------------------------------
+    def label(self, batch) -> torch.Tensor:
+        if self.model.attribute not in batch:
+            raise KeyError(f"the batch has no label {self.model.attribute!r} (Model/attribute); it holds "
+                           f"{sorted(batch)}")
+        return batch[self.model.attribute]
 
-        def train_op():
-            with self.autocast():
-                loss = F.binary_cross_entropy_with_logits(model(image).float(), label.float())
-            self.optimize(loss, self.optimizer)
-            if hasattr(self, "scheduler"):
-                self.scheduler.step()
-            return loss
+    def log_scalars(self, batch) -> dict:
+        scalars = {"lr": self.optimizer.param_groups[0]["lr"]}
+        if "synthetic" in batch:
+            scalars["synthetic_fraction"] = batch["synthetic"].float().mean()
+        return scalars
 
-        def log_op():
-            with torch.no_grad():
-                logits = model(image)
-            scalars = {"loss": F.binary_cross_entropy_with_logits(logits, label.float()),
-                       "accuracy": ((logits > 0).long() == label).float().mean(),
-                       "lr": self.optimizer.param_groups[0]["lr"]}
-            if "synthetic" in batch:
-                scalars["synthetic_fraction"] = batch["synthetic"].float().mean()
-            return {"scalars": scalars, "images": {"inputs": image[:LOGGED_IMAGES]}}
-
-        def eval_op():
-            outputs = {"score": model.scores(image), "label": label}
-            if model.is_target:
-                outputs["group"] = batch[self.group_name]
-            return outputs
-
-        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
+    def eval_outputs(self, model, image, label, batch) -> dict:
+        outputs = {"score": model.scores(image), "label": label}
+        if model.is_target:
+            outputs["group"] = batch[self.group_name]
+        return outputs
 
     def eval_splits(self) -> list[str]:
         """Validation first: the other splits are scored at the thresholds it sets."""
@@ -152,7 +143,7 @@ class SyntheticStage(TemplateIterator):
 
     def check_stages(self) -> None:
         if self.gan.conditional:
-            raise ConfigError("the GAN stage must be unconditional (fairgen GAN with Model/conditional: false)")
+            raise ConfigError("the GAN stage must be unconditional (Model/conditional: false)")
         wanted = [self.data["target"], *self.data["protected"]]
         predicted = [c.attribute for c in self.classifiers]
         if predicted != wanted:

@@ -35,7 +35,7 @@ SYNTHETIC_DEFAULTS = {
     "mode": "standard",                     # standard | domain_dependent (a target hyperplane per protected group)
     "target_stage": "target_clf",           # first-stage names: the target classifier,
     "protected_stages": ["protected_clf"],  # the protected classifiers (in Data/protected's order),
-    "gan_stage": "gan",                     # and the GAN (fairgen.models.GAN)
+    "gan_stage": "gan",                     # and the GAN (a fairkit.nets.gan.GAN)
     "classifier_checkpoint": "best",        # best: the classifiers' best validation-AP checkpoint if kept; latest
     "svm_C": 1.0,
     "svm_max_iter": 10000,

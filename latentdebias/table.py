@@ -17,6 +17,7 @@ import numpy as np
 
 from edflow.first_stage import find_run
 from edflow.runs import best_results, results_at, run_config
+from fairkit import report
 from latentdebias.data import data_options
 from latentdebias.pipeline import VARIANT_SUFFIX, plan
 
@@ -81,7 +82,7 @@ def format_cell(runs: Sequence[Mapping[str, float]], split: str, metric: str) ->
         medians = np.array([metric_cell(r, split, metric)[0] for r in runs])
         if not np.isfinite(medians).all():
             return "n/a"
-        return f"{medians.mean():.{digits}f} ± {medians.std(ddof=1):.{digits}f}"
+        return report.format_mean_std(*report.mean_std(medians), digits=digits)
     median, low, high = metric_cell(runs[0], split, metric)
     if not np.isfinite(median):
         return "n/a"

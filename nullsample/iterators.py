@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import torch.nn.functional as F
 
 from edflow import TemplateIterator
 from edflow.config import section
+from fairkit import classifier
 from nullsample.callbacks import fairness_callback, null_sample_grid
 from nullsample.losses import nll_per_dim, vae_terms
 from nullsample.models.adversary import (DiscriminatorEnsemble, ProbeBank, cross_entropy_to_uniform,
@@ -185,8 +185,11 @@ class CVAETrainer(AdversarialTrainer):
         return objective, {"reconstruction": reconstruction, "kl": kl}, model.adversary_input(features)
 
 
-class ClassifierTrainer(TemplateIterator):
+class ClassifierTrainer(classifier.ClassifierTrainer):
     """Cross-entropy training of y; evaluated with accuracy, per-group rates, DP, TPR/TNR differences and HGR."""
+
+    label_key = "y"
+    logged_images = NUM_LOGGED_IMAGES
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -202,26 +205,12 @@ class ClassifierTrainer(TemplateIterator):
         return null_sample_dataset(stage, dataset, int(self.options["null_sample_batch_size"]), self.device,
                                    desc=f"null-sampling {name}", num_workers=int(self.config.get("num_workers", 0)))
 
-    def step_op(self, model, image, y, s, **batch):
-        def train_op():
-            loss = F.cross_entropy(model(image), y)
-            self.optimize(loss, self.optimizer)
-            return loss
-
-        def log_op():
-            with torch.no_grad():
-                logits = model(image)
-            return {"scalars": {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(1) == y).float().mean()},
-                    "images": {"inputs": image[:NUM_LOGGED_IMAGES]}}
-
-        def eval_op():
-            logits = model(image)
-            outputs = {"pred": logits.argmax(1), "label": y, "group": s}
-            if logits.shape[1] == 2:
-                outputs["score"] = logits.softmax(1)[:, 1]
-            return outputs
-
-        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
+    def eval_outputs(self, model, image, label, batch) -> dict:
+        logits = model(image)
+        outputs = {"pred": logits.argmax(1), "label": label, "group": batch["s"]}
+        if logits.shape[1] == 2:
+            outputs["score"] = logits.softmax(1)[:, 1]
+        return outputs
 
     def get_callbacks(self):
         return {**super().get_callbacks(), "fairness": fairness_callback}

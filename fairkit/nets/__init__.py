@@ -4,7 +4,8 @@
   and two ready-made flows (:class:`MultiScaleFlow`, :class:`VectorFlow`).
 - :mod:`fairkit.nets.autoencoders`: IIN's conv encoder/decoder, a diagonal Gaussian, a PatchGAN discriminator.
 - :mod:`fairkit.nets.classifiers`: SimpleConvNet (EnD), ResNet, ConvNet, MLP.
-- :mod:`fairkit.nets.gan`: BigGAN-style generator/discriminator, EMA of G, hinge losses.
+- :mod:`fairkit.nets.gan`: BigGAN-style generator/discriminator, EMA of G, hinge losses, and :class:`GAN`
+  holding all three.
 """
 from fairkit.nets.autoencoders import (
     ActNormLayer,
@@ -30,7 +31,7 @@ from fairkit.nets.flows import (
     VectorFlow,
     iin_block,
 )
-from fairkit.nets.gan import EMA, Discriminator, Generator, d_hinge_loss, g_hinge_loss
+from fairkit.nets.gan import EMA, GAN, Discriminator, Generator, d_hinge_loss, g_hinge_loss
 
 __all__ = [
     "ActNorm",
@@ -60,6 +61,7 @@ __all__ = [
     "Generator",
     "Discriminator",
     "EMA",
+    "GAN",
     "d_hinge_loss",
     "g_hinge_loss",
 ]

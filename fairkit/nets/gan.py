@@ -8,6 +8,8 @@
   and D; orthogonal init, as in BigGAN.
 - :class:`EMA` of the generator's weights; :func:`d_hinge_loss` (with optional per-example importance weights
   on the real term, fairgen's reweighting) and :func:`g_hinge_loss`.
+- :class:`GAN`: generator, discriminator and the generator's EMA in one module (the GAN that fairgen and latent
+  de-biasing train; :mod:`fairkit.gan` builds it from a run config and trains it).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["Generator", "Discriminator", "ConditionalBatchNorm2d", "EMA", "d_hinge_loss", "g_hinge_loss"]
+__all__ = ["Generator", "Discriminator", "ConditionalBatchNorm2d", "EMA", "GAN", "d_hinge_loss", "g_hinge_loss"]
 
 # Channel multipliers of ch per block, as in BigGAN's architectures (bottom width 4 for G).
 G_ARCH = {
@@ -224,6 +226,66 @@ class EMA:
         self.decay, self.start_step = state["decay"], state["start_step"]
         self.module.load_state_dict(state["module"])
 
+
+
+class GAN(nn.Module):
+    """Generator, discriminator and the generator's EMA. ``forward(z, y=None)`` runs the EMA generator.
+
+    ``conditional`` conditions G and D on a binary label (fairgen's conditional baseline: dataset membership).
+    The state dict holds ``generator``, ``discriminator`` and ``generator_ema``.
+    """
+
+    def __init__(self, *, dim_z: int = 128, ch: int = 64, resolution: int = 32, channels: int = 3,
+                 conditional: bool = False, ema_decay: float = 0.9999, ema_start: int = 1000):
+        super().__init__()
+        self.dim_z, self.conditional = int(dim_z), bool(conditional)
+        n_classes = 2 if self.conditional else 0
+        self.generator = Generator(self.dim_z, int(ch), int(resolution), int(channels), n_classes)
+        self.discriminator = Discriminator(int(ch), int(resolution), int(channels), n_classes)
+        self._ema = EMA(self.generator, float(ema_decay), int(ema_start))
+        self.generator_ema = self._ema.module  # registered, so checkpoints and later stages hold it
+
+    def train(self, mode: bool = True) -> "GAN":
+        super().train(mode)
+        self.generator_ema.eval()  # sampling always uses the running BatchNorm statistics
+        return self
+
+    def update_ema(self, step: int) -> None:
+        self._ema.update(step)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator_ema(z, y)
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return torch.randn(n, self.dim_z, generator=generator).to(device)
+
+    def reference_labels(self, n: int) -> torch.Tensor | None:
+        """The class to sample from: the reference set (1) for a conditional GAN, none otherwise."""
+        if not self.conditional:
+            return None
+        return torch.ones(n, dtype=torch.long, device=next(self.parameters()).device)
+
+    @torch.no_grad()
+    def sample(self, n: int, batch_size: int = 500, ema: bool = True, generator: torch.Generator | None = None,
+               y: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` images (B, C, H, W) in [-1, 1] and their latents; ``y`` picks the class of a conditional GAN
+        (default: the reference class)."""
+        net = self.generator_ema if ema else self.generator
+        was_training = net.training
+        net.eval()
+        images, latents = [], []
+        try:
+            for start in range(0, n, batch_size):
+                z = self.sample_z(min(batch_size, n - start), generator)
+                labels = self.reference_labels(len(z))
+                if labels is not None and y is not None:
+                    labels = torch.full_like(labels, int(y))
+                images.append(net(z, labels).cpu())
+                latents.append(z.cpu())
+        finally:
+            net.train(was_training)
+        return torch.cat(images), torch.cat(latents)
 
 def d_hinge_loss(
     real_logits: torch.Tensor, fake_logits: torch.Tensor, real_weights: torch.Tensor | None = None

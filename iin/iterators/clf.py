@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from fairkit.classifier import ClassifierTrainer
 from fairkit.metrics.callbacks import accuracy_callback
 from iin.iterators.base import Iterator
 
 
-class Trainer(Iterator):
+class Trainer(ClassifierTrainer, Iterator):
+    """fairkit's classifier trainer with IIN's Adam and learning-rate decay; logs every input image."""
+
+    use_autocast = True
+    logged_images = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.optimizer = self.adam(self.model.parameters())
@@ -15,25 +21,12 @@ class Trainer(Iterator):
     def get_callbacks(self) -> dict:
         return {**super().get_callbacks(), "accuracy": accuracy_callback}
 
-    def step_op(self, model, image, **batch):
-        label = batch["class"]
+    def before_optimize(self) -> None:
+        self._lr = self.update_lr(self.optimizer)
 
-        def train_op():
-            with self.autocast():
-                logits = model(image)
-                loss = F.cross_entropy(logits, label)
-            lr = self.update_lr(self.optimizer)
-            self.optimize(loss, self.optimizer)
-            return {"loss": loss.detach(), "accuracy": (logits.argmax(1) == label).float().mean(), "lr": lr}
+    def train_result(self, loss, logits, label) -> dict:
+        return {"loss": loss.detach(), "accuracy": self.correct(logits, label).float().mean(), "lr": self._lr}
 
-        def log_op():
-            logits = model(image)
-            return {"scalars": {"loss": F.cross_entropy(logits, label),
-                                "accuracy": (logits.argmax(1) == label).float().mean()},
-                    "images": {"inputs": image}}
-
-        def eval_op():
-            logits = model(image)
-            return {"pred": logits.argmax(1), "label": label, "loss": F.cross_entropy(logits, label)}
-
-        return {"train_op": train_op, "log_op": log_op, "eval_op": eval_op}
+    def eval_outputs(self, model, image, label, batch) -> dict:
+        logits = model(image)
+        return {"pred": logits.argmax(1), "label": label, "loss": F.cross_entropy(logits, label)}
