@@ -44,12 +44,22 @@ class Stage:
                 *self.overrides]
 
 
+class PipelineError(ValueError):
+    """A request the pipeline cannot carry out as asked; the message says what to run instead."""
+
+
 def config_files(dataset: str, stage: str, cpu: bool) -> list[str]:
     paper = os.path.join(ROOT, "configs", f"{dataset}_latentdebias_{stage}.yaml")
     if not os.path.isfile(paper):
         raise FileNotFoundError(f"no config {paper} for stage {stage!r} of dataset {dataset!r}")
     overlay = os.path.join(ROOT, "configs", "cpu", os.path.basename(paper))
-    return [paper, overlay] if cpu and os.path.isfile(overlay) else [paper]
+    if cpu and not os.path.isfile(overlay):
+        # Falling back to the paper config would start a paper-scale run (and name it as one) under --cpu.
+        raise PipelineError(
+            f"--cpu: there is no CPU-scale overlay configs/cpu/{os.path.basename(paper)} for stage {stage!r} of "
+            f"dataset {dataset!r}; the {dataset} chain has only its paper-scale configs. Run it without --cpu "
+            f"(a GPU job), or use --dataset attrmnist --cpu, the CPU-scale stand-in")
+    return [paper, overlay] if cpu else [paper]
 
 
 def experiment_name(configs: list[str]) -> str:
@@ -151,12 +161,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> list[Timing]:
-    args, extra = parser().parse_known_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    try:
+        stages = plan(args.dataset, args.cpu, args.variant, args.targets, extra)
+    except (PipelineError, FileNotFoundError) as error:
+        p.error(str(error))  # before any stage runs: exit 2 with the message
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    stages = plan(args.dataset, args.cpu, args.variant, args.targets, extra)
     timings = run_stages(stages, args.log_root, args.debug, args.skip_finished, args.stages)
     print(format_timings(timings))
     return timings

@@ -87,3 +87,17 @@ def test_pipeline_chains_one_classifier_synthetic_and_augmented_run_per_target(t
     assert [s.name for s in cpu][-2:] == ["attrmnist_latentdebias_synthetic_domdep_cpu",
                                           "attrmnist_latentdebias_augmented_domdep_cpu"]
     assert [s.key for s in plan("celeba", variant="multi")][:3] == ["protected_clf", "young_clf", "gan"]
+
+
+def test_pipeline_cpu_refuses_a_dataset_without_cpu_overlays(capsys):
+    """CelebA has no configs/cpu/ overlays: --cpu must stop before any stage instead of running the paper configs."""
+    from latentdebias import pipeline
+
+    with pytest.raises(pipeline.PipelineError, match="no CPU-scale overlay configs/cpu/celeba_latentdebias_"):
+        pipeline.plan("celeba", cpu=True)
+    with pytest.raises(SystemExit) as exit_info:
+        pipeline.main(["--dataset", "celeba", "--cpu", "--log-root", "unused"])
+    assert exit_info.value.code == 2
+    assert "--dataset attrmnist --cpu" in capsys.readouterr().err
+    # every stage of the stand-in has its overlay, so --cpu keeps working there
+    assert all(len(stage.configs) == 2 for stage in pipeline.plan("attrmnist", cpu=True))
