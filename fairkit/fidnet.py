@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from edflow import TemplateIterator
 from edflow.config import section
 from fairkit.nets.classifiers import ConvNet
+from fairkit.schedules import cosine_annealing
 
 MODEL_DEFAULTS = {"in_channels": 1, "num_classes": 10, "channels": [32, 64, 128]}
 TRAINER_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "label_key": "class"}
@@ -30,7 +31,7 @@ class Trainer(TemplateIterator):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options["lr"],
                                           weight_decay=options["weight_decay"])
         # Annealing to zero settles the weights (and BatchNorm's running statistics) for a sharp test accuracy.
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, max(1, self.num_training_steps()))
+        self.scheduler = cosine_annealing(self, self.optimizer)
 
     def step_op(self, model, image, **batch):
         label = batch[self.label_key]

@@ -101,3 +101,13 @@ def test_pipeline_cpu_refuses_a_dataset_without_cpu_overlays(capsys):
     assert "--dataset attrmnist --cpu" in capsys.readouterr().err
     # every stage of the stand-in has its overlay, so --cpu keeps working there
     assert all(len(stage.configs) == 2 for stage in pipeline.plan("attrmnist", cpu=True))
+
+
+def test_a_classifier_with_the_cosine_schedule_can_be_evaluated_again(tmp_path):
+    """Evaluation runs build no training set; the iterator must still hold the schedule its checkpoints saved, or
+    `edeval -p <run> -c best` (the README's re-evaluation) refuses the checkpoint."""
+    from edflow.tools import evaluate_run
+
+    root = run(["-b", config_path("target_clf"), "-t", "-d", "--log-root", str(tmp_path), "+Trainer.schedule=cosine"])
+    results, path = evaluate_run(["-p", root, "-c", "best"])
+    assert "test/deo" in results and os.path.isfile(path)
