@@ -4,7 +4,8 @@
     python -m latentdebias.pipeline --dataset celeba --targets Smiling Bangs --skip-finished
     python -m latentdebias.pipeline --dataset attrmnist --cpu --variant domdep --stages synthetic augmented
 
-Stages and their configs (``configs/<dataset>_latentdebias_<stage>.yaml``, plus ``configs/cpu/`` with ``--cpu``):
+Stages and their configs (``configs/<dataset>_latentdebias_<stage>.yaml``, plus ``configs/cpu/`` with ``--cpu``,
+which only the attrmnist stand-in has: ``--dataset celeba --cpu`` is refused):
 the protected classifier(s) and the GAN are shared by all targets; the target classifier, the synthetic stage and
 the augmented classifier run once per target, as ``<experiment_name>_<target>`` when ``--targets`` is given
 (``Data.target`` and the first-stage run names are overridden to match). ``--variant`` picks the synthetic and
@@ -149,7 +150,7 @@ def format_timings(timings: list[Timing]) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m latentdebias.pipeline", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="attrmnist", choices=("attrmnist", "celeba"))
-    p.add_argument("--cpu", action="store_true", help="add the configs/cpu/ overlays")
+    p.add_argument("--cpu", action="store_true", help="add the configs/cpu/ overlays (attrmnist only: celeba has none)")
     p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))
     p.add_argument("--targets", nargs="*", help="target attributes, one chain each (default: the configs' target)")
     p.add_argument("--stages", nargs="*", help="run only these stage keys (the others must have run)")
