@@ -140,7 +140,7 @@ class SyntheticStage(TemplateIterator):
         count = len(self.datasets["train"]) if "train" in self.datasets else 0
         self.latents = torch.randn(count, self.gan.dim_z, generator=torch.Generator().manual_seed(self.seed))
         self.store = synthesis.ScoreStore(count, len(self.classifiers))
-        self.hooks.append(SimpleNamespace(after_epoch=lambda iterator: iterator.build_synthetic_set()))
+        self.hooks.append(SimpleNamespace(after_epoch=lambda iterator: iterator.finish_epoch()))
 
     # --- first stages ---------------------------------------------------------------------------------------------
     def stage(self, name: str, cls: type):
@@ -191,6 +191,13 @@ class SyntheticStage(TemplateIterator):
         return {"train_op": train_op, "log_op": log_op}
 
     # --- end of the epoch: hyperplanes, complementary pairs, the synthetic set --------------------------------------
+    def finish_epoch(self) -> None:
+        """The synthetic set, then a checkpoint that holds the fitted hyperplanes: the runner saved this step before
+        closing the epoch (so that a failed evaluation loses no training), i.e. before they existed, and later
+        stages load the stage's newest checkpoint."""
+        self.build_synthetic_set()
+        self.save_checkpoint()
+
     def build_synthetic_set(self) -> str:
         if not self.store.complete():
             raise RuntimeError("some latents were not scored; the synthetic stage's epoch must cover all of them "

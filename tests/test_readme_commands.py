@@ -182,7 +182,7 @@ class Workdir:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
+def workdir(tmp_path_factory, mnist_available):  # the README's debug run trains on MNIST
     folder = Workdir(tmp_path_factory.mktemp("readme"))
     folder.make_debug_run()
     return folder
