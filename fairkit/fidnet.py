@@ -8,6 +8,7 @@ import torch
 from edflow.config import section
 from fairkit.classifier import ClassifierTrainer
 from fairkit.nets.classifiers import ConvNet
+from fairkit.schedules import cosine_annealing
 
 MODEL_DEFAULTS = {"in_channels": 1, "num_classes": 10, "channels": [32, 64, 128]}
 TRAINER_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "label_key": "class"}
@@ -31,7 +32,7 @@ class Trainer(ClassifierTrainer):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options["lr"],
                                           weight_decay=options["weight_decay"])
         # Annealing to zero settles the weights (and BatchNorm's running statistics) for a sharp test accuracy.
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, max(1, self.num_training_steps()))
+        self.scheduler = cosine_annealing(self, self.optimizer)
 
     def get_callbacks(self):
         return {**super().get_callbacks(), "accuracy": accuracy}

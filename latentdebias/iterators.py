@@ -24,6 +24,7 @@ from fairkit.classifier import BinaryClassifierTrainer
 from fairkit.data.batches import fetch_batch
 from fairkit.metrics.callbacks import write_results
 from fairkit.nets.gan import GAN
+from fairkit.schedules import cosine_annealing
 from latentdebias import callbacks, synthesis
 from latentdebias.data import SYNTHETIC_FILE, data_options, real_split
 from latentdebias.models import AttributeClassifier, LatentHyperplanes
@@ -53,8 +54,8 @@ class ClassifierTrainer(BinaryClassifierTrainer):
                                           weight_decay=float(options["weight_decay"]))
         if options["schedule"] not in SCHEDULES:
             raise ConfigError(f"Trainer/schedule {options['schedule']!r} is not one of {SCHEDULES}")
-        if options["schedule"] == "cosine" and "train" in self.datasets:
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.num_training_steps())
+        if options["schedule"] == "cosine":
+            self.scheduler = cosine_annealing(self, self.optimizer)
         if self.model.pretrained:
             self.model.load_imagenet_weights()  # a resumed run restores its own weights over these
 

@@ -4,7 +4,8 @@
     python -m latentdebias.pipeline --dataset celeba --targets Smiling Bangs --skip-finished
     python -m latentdebias.pipeline --dataset attrmnist --cpu --variant domdep --stages synthetic augmented
 
-Stages and their configs (``configs/<dataset>_latentdebias_<stage>.yaml``, plus ``configs/cpu/`` with ``--cpu``):
+Stages and their configs (``configs/<dataset>_latentdebias_<stage>.yaml``, plus ``configs/cpu/`` with ``--cpu``,
+which only the attrmnist stand-in has: ``--dataset celeba --cpu`` is refused):
 the protected classifier(s) and the GAN are shared by all targets; the target classifier, the synthetic stage and
 the augmented classifier run once per target, as ``<experiment_name>_<target>`` when ``--targets`` is given
 (``Data.target`` and the first-stage run names are overridden to match). ``--variant`` picks the synthetic and
@@ -44,12 +45,22 @@ class Stage:
                 *self.overrides]
 
 
+class PipelineError(ValueError):
+    """A request the pipeline cannot carry out as asked; the message says what to run instead."""
+
+
 def config_files(dataset: str, stage: str, cpu: bool) -> list[str]:
     paper = os.path.join(ROOT, "configs", f"{dataset}_latentdebias_{stage}.yaml")
     if not os.path.isfile(paper):
         raise FileNotFoundError(f"no config {paper} for stage {stage!r} of dataset {dataset!r}")
     overlay = os.path.join(ROOT, "configs", "cpu", os.path.basename(paper))
-    return [paper, overlay] if cpu and os.path.isfile(overlay) else [paper]
+    if cpu and not os.path.isfile(overlay):
+        # Falling back to the paper config would start a paper-scale run (and name it as one) under --cpu.
+        raise PipelineError(
+            f"--cpu: there is no CPU-scale overlay configs/cpu/{os.path.basename(paper)} for stage {stage!r} of "
+            f"dataset {dataset!r}; the {dataset} chain has only its paper-scale configs. Run it without --cpu "
+            f"(a GPU job), or use --dataset attrmnist --cpu, the CPU-scale stand-in")
+    return [paper, overlay] if cpu else [paper]
 
 
 def experiment_name(configs: list[str]) -> str:
@@ -139,7 +150,7 @@ def format_timings(timings: list[Timing]) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m latentdebias.pipeline", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="attrmnist", choices=("attrmnist", "celeba"))
-    p.add_argument("--cpu", action="store_true", help="add the configs/cpu/ overlays")
+    p.add_argument("--cpu", action="store_true", help="add the configs/cpu/ overlays (attrmnist only: celeba has none)")
     p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))
     p.add_argument("--targets", nargs="*", help="target attributes, one chain each (default: the configs' target)")
     p.add_argument("--stages", nargs="*", help="run only these stage keys (the others must have run)")
@@ -151,12 +162,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> list[Timing]:
-    args, extra = parser().parse_known_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    try:
+        stages = plan(args.dataset, args.cpu, args.variant, args.targets, extra)
+    except (PipelineError, FileNotFoundError) as error:
+        p.error(str(error))  # before any stage runs: exit 2 with the message
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    stages = plan(args.dataset, args.cpu, args.variant, args.targets, extra)
     timings = run_stages(stages, args.log_root, args.debug, args.skip_finished, args.stages)
     print(format_timings(timings))
     return timings

@@ -19,7 +19,7 @@ from edflow.first_stage import find_run
 from edflow.runs import best_results, results_at, run_config
 from fairkit import report
 from latentdebias.data import data_options
-from latentdebias.pipeline import VARIANT_SUFFIX, plan
+from latentdebias.pipeline import VARIANT_SUFFIX, PipelineError, plan
 
 METRICS = ("ap", "deo", "ba", "kl")
 PERCENT = {"ap": 100.0, "deo": 100.0, "ba": 100.0, "kl": 1.0}  # the paper's units
@@ -162,9 +162,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> str:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     targets = list(CELEBA_TARGETS) if args.all_celeba_targets else args.targets
-    rows = collect(args.dataset, args.log_root, args.cpu, args.variant, targets, args.seeds)
+    try:
+        rows = collect(args.dataset, args.log_root, args.cpu, args.variant, targets, args.seeds)
+    except PipelineError as error:  # e.g. --cpu for a dataset without CPU overlays
+        p.error(str(error))
     text = "\n\n".join(f"Split `{split}`:\n\n{format_table(rows, split)}" for split in splits_of(rows))
     print(text)
     return text

@@ -87,3 +87,27 @@ def test_pipeline_chains_one_classifier_synthetic_and_augmented_run_per_target(t
     assert [s.name for s in cpu][-2:] == ["attrmnist_latentdebias_synthetic_domdep_cpu",
                                           "attrmnist_latentdebias_augmented_domdep_cpu"]
     assert [s.key for s in plan("celeba", variant="multi")][:3] == ["protected_clf", "young_clf", "gan"]
+
+
+def test_pipeline_cpu_refuses_a_dataset_without_cpu_overlays(capsys):
+    """CelebA has no configs/cpu/ overlays: --cpu must stop before any stage instead of running the paper configs."""
+    from latentdebias import pipeline
+
+    with pytest.raises(pipeline.PipelineError, match="no CPU-scale overlay configs/cpu/celeba_latentdebias_"):
+        pipeline.plan("celeba", cpu=True)
+    with pytest.raises(SystemExit) as exit_info:
+        pipeline.main(["--dataset", "celeba", "--cpu", "--log-root", "unused"])
+    assert exit_info.value.code == 2
+    assert "--dataset attrmnist --cpu" in capsys.readouterr().err
+    # every stage of the stand-in has its overlay, so --cpu keeps working there
+    assert all(len(stage.configs) == 2 for stage in pipeline.plan("attrmnist", cpu=True))
+
+
+def test_a_classifier_with_the_cosine_schedule_can_be_evaluated_again(tmp_path):
+    """Evaluation runs build no training set; the iterator must still hold the schedule its checkpoints saved, or
+    `edeval -p <run> -c best` (the README's re-evaluation) refuses the checkpoint."""
+    from edflow.tools import evaluate_run
+
+    root = run(["-b", config_path("target_clf"), "-t", "-d", "--log-root", str(tmp_path), "+Trainer.schedule=cosine"])
+    results, path = evaluate_run(["-p", root, "-c", "best"])
+    assert "test/deo" in results and os.path.isfile(path)
