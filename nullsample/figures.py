@@ -41,6 +41,11 @@ def figure(rows: list[dict], path: str) -> str:
                    linewidths=0.7)
     for sigma, marker in PAPER_MARKERS.items():  # legend entries only: the colour says which representation
         ax.scatter([], [], s=120, marker=marker, color="white", edgecolors="black", label=f"paper, sigma {sigma:g}")
+    for row in (r for r in rows if r.get("pipeline") == "nifr"):  # runs on nifr's data pipeline stand out
+        ax.scatter([float(row["hgr"])], [float(row["accuracy"])], s=70, marker="s", facecolors="none",
+                   edgecolors="tab:red", linewidths=1.2)
+        ax.annotate(f"nifr's data ({row['steps']} steps)", (float(row["hgr"]), float(row["accuracy"])),
+                    textcoords="offset points", xytext=(-6, -12), ha="right", fontsize=7, color="tab:red")
     best = max((r for r in rows if r["model"] == "cflow"), key=lambda r: float(r["accuracy"]))
     ax.annotate(f"best cFlow ({best['steps']} steps)", (float(best["hgr"]), float(best["accuracy"])),
                 textcoords="offset points", xytext=(-6, 8), ha="right", fontsize=7)
