@@ -9,10 +9,9 @@ line per method, its target dotted. Run by ``make figures``.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-from fairkit.figures import pyplot, read_records, save_png
+from fairkit.figures import figures_main, pyplot, read_records, save_png
 
 RECORDS = os.path.join("results", "fairgen")
 OUT = RECORDS
@@ -61,12 +60,7 @@ def make_figures(*, records: str = RECORDS, out: str = OUT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", default=RECORDS, help="folder holding trajectories.csv and final.csv")
-    parser.add_argument("--out", default=OUT, help="folder the figures are written to")
-    args = parser.parse_args(argv)
-    for path in make_figures(records=args.records, out=args.out):
-        print(path)
+    figures_main(make_figures, records=RECORDS, out=OUT, description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,15 @@ def read_records(path: str, *, required: tuple[str, ...]) -> list[dict]:
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
         return list(reader)
+
+
+def figures_main(make_figures, *, records: str, out: str, description: str, argv: list[str] | None = None) -> None:
+    """The command line of a method's figure module: ``--records`` and ``--out``, then the paths written."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", default=records, help="the committed records the figures are drawn from")
+    parser.add_argument("--out", default=out, help="folder the figures are written to")
+    args = parser.parse_args(argv)
+    for path in make_figures(records=args.records, out=args.out):
+        print(path)

@@ -7,10 +7,9 @@ paper's numbers as stars and the aim (accuracy >= 0.8 with HGR <= 0.2) shaded. R
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-from fairkit.figures import pyplot, read_records, save_png
+from fairkit.figures import figures_main, pyplot, read_records, save_png
 
 RECORDS = os.path.join("results", "nullsample", "variants.csv")
 OUT = os.path.join("results", "nullsample")
@@ -67,12 +66,7 @@ def make_figures(*, records: str = RECORDS, out: str = OUT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", default=RECORDS)
-    parser.add_argument("--out", default=OUT, help="folder the figure is written to")
-    args = parser.parse_args(argv)
-    for path in make_figures(records=args.records, out=args.out):
-        print(path)
+    figures_main(make_figures, records=RECORDS, out=OUT, description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":
