@@ -46,6 +46,8 @@ def epoch_rows(run: str) -> list[dict]:
 
 def export(run: str, out: str) -> str:
     """Copy ``run``'s small records into ``out/<run name without its timestamp>/``; returns that folder."""
+    if not os.path.isfile(os.path.join(run, "metrics.jsonl")):
+        raise SystemExit(f"{run} is not a run folder (it has no metrics.jsonl)")
     config = run_config(run)
     name = config.get("experiment_name") or os.path.basename(run.rstrip("/")).split("_", 1)[-1]
     folder = os.path.join(out, os.path.basename(run.rstrip("/")).split("_", 1)[-1] or name)
