@@ -7,8 +7,9 @@ import pytest
 from scripts import figures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECORDS = ["nullsample/variants.csv", "fairgen/trajectories.csv", "fairgen/final.csv"]
-FIGURES = ["nullsample/accuracy_vs_hgr.png", "fairgen/fairness_discrepancy.png", "fairgen/red_share.png"]
+RECORDS = ["nullsample/variants.csv", "fairgen/trajectories.csv", "fairgen/final.csv", "latentdebias/seeds_cpu.csv"]
+FIGURES = ["nullsample/accuracy_vs_hgr.png", "fairgen/fairness_discrepancy.png", "fairgen/red_share.png",
+           "latentdebias/deo_pairs.png"]
 
 
 def copy_records(target):
@@ -57,3 +58,11 @@ def test_missing_records_name_the_file(tmp_path):
     path.write_text(path.read_text().replace("red_share", "share"))
     with pytest.raises(ValueError, match="trajectories.csv: missing column"):
         figures.make_all(results=str(tmp_path))
+
+
+def test_latentdebias_pairs_need_known_panels(tmp_path):
+    from latentdebias import figures as latentdebias_figures
+
+    (tmp_path / "seeds_cpu.csv").write_text("seed,split,metric,baseline,augmented\n0,test,ap,90,91\n")
+    with pytest.raises(ValueError, match="without a label"):
+        latentdebias_figures.make_figures(records=str(tmp_path), out=str(tmp_path))
