@@ -3,11 +3,13 @@
 
 - results/nullsample/accuracy_vs_hgr.png from variants.csv (``nullsample.figures``);
 - results/fairgen/fairness_discrepancy.png and red_share.png from trajectories.csv and final.csv (``fairgen.figures``);
+- results/iin/samples.png, swap_color.png and swap_digit.png from the model weights and configs there, on
+  ColorfulMNIST test digits (``iin.figures``; MNIST must be installed);
 - for every EnD study folder under results/end that holds <run>/epochs.csv: its curves.png and table.md
   (``python -m end.curves report <study>``); none is an empty loop, not an error.
 
-Latent de-biasing and IIN have no figure here: their committed records hold no per-seed DEO values and no image
-grids to draw from (their images under results/ are copied from runs).
+Latent de-biasing has no figure here: its committed records hold no per-seed DEO values (its images under results/
+are copied from runs).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import os
 
 from end import curves
 from fairgen import figures as fairgen_figures
+from iin import figures as iin_figures
 from nullsample import figures as nullsample_figures
 
 
@@ -32,6 +35,7 @@ def make_all(*, results: str = "results") -> list[str]:
                                             out=os.path.join(results, "nullsample"))
     paths += fairgen_figures.make_figures(records=os.path.join(results, "fairgen"),
                                           out=os.path.join(results, "fairgen"))
+    paths += iin_figures.make_figures(records=os.path.join(results, "iin"), out=os.path.join(results, "iin"))
     for study in end_studies(results):
         paths.append(curves.report(study)[0])
     return paths
