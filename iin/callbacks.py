@@ -140,8 +140,13 @@ def fid_callback(root, data_in, data_out, config, device="cpu") -> dict:
 def image_grids_callback(root, data_in, data_out, config) -> dict:
     for key in GENERATED_KEYS:
         if key in data_out.labels:
-            save_image_grid(np.asarray(data_out.labels[key][:GRID_SIZE]), os.path.join(root, f"{key}.png"))
+            save_generated_grid(data_out.labels[key], os.path.join(root, f"{key}.png"))
     return {}
+
+
+def save_generated_grid(images, path: str) -> str:
+    """The first GRID_SIZE of a split's generated images (in evaluation order) as one PNG grid."""
+    return save_image_grid(np.asarray(images[:GRID_SIZE]), path)
 
 
 @torch.no_grad()
@@ -181,15 +186,33 @@ def factor_names(data, n_factors: int) -> list[str]:
     return names if len(names) == n_factors else [f"factor{k}" for k in range(n_factors)]
 
 
+def swap_inputs(data) -> tuple[list[int], list[int]]:
+    """The dataset indices of the swap grids' inputs (column 0) and donors (row 0): the first 2n examples."""
+    n = min(SWAP_GRID_SIZE, len(data) // 2)
+    return list(range(n)), list(range(n, 2 * n))
+
+
+def save_swap_grids(stages, data, root: str, *, inputs, donors, factors=None) -> list[str]:
+    """``swap_<factor>.png`` for each factor (by name; all when None) of ``stages.model``, inputs and donors given
+    as dataset indices (``stages``: an IIN trainer or iin.iterators.iin.FrozenStages)."""
+    xa = first_images(data, inputs).to(stages.device)
+    xb = first_images(data, donors).to(stages.device)
+    names = factor_names(data, stages.model.n_factors)
+    unknown = sorted(set(factors or ()) - set(names))
+    if unknown:
+        raise ValueError(f"factor(s) {unknown} are not among the dataset's factors {names}")
+    paths = []
+    for k, name in enumerate(names):
+        if factors is None or name in factors:
+            grid = swap_grid(stages, stages.model, xa, xb, k)
+            paths.append(save_image_grid(grid, os.path.join(root, f"swap_{name}.png"), nrow=min(len(xa), len(xb)) + 1))
+    return paths
+
+
 def factor_swaps_callback(iterator, root, data_in) -> dict:
-    n = min(SWAP_GRID_SIZE, len(data_in) // 2)
-    if n == 0:
-        return {}
-    xa = first_images(data_in, range(n)).to(iterator.device)
-    xb = first_images(data_in, range(n, 2 * n)).to(iterator.device)
-    model = iterator.model
-    for k, name in enumerate(factor_names(data_in, model.n_factors)):
-        save_image_grid(swap_grid(iterator, model, xa, xb, k), os.path.join(root, f"swap_{name}.png"), nrow=n + 1)
+    inputs, donors = swap_inputs(data_in)
+    if inputs:
+        save_swap_grids(iterator, data_in, root, inputs=inputs, donors=donors)
     return {}
 
 

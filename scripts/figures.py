@@ -4,11 +4,10 @@
 - results/nullsample/accuracy_vs_hgr.png from variants.csv (``nullsample.figures``);
 - results/fairgen/fairness_discrepancy.png and red_share.png from trajectories.csv and final.csv (``fairgen.figures``);
 - results/latentdebias/deo_pairs.png from seeds_cpu.csv (``latentdebias.figures``);
+- results/iin/samples.png, swap_color.png and swap_digit.png from the model weights and configs there, on
+  ColorfulMNIST test digits (``iin.figures``; MNIST must be installed);
 - for every EnD study folder under results/end that holds <run>/epochs.csv: its curves.png and table.md
   (``python -m end.curves report <study>``); none is an empty loop, not an error.
-
-IIN has no figure here: its committed records hold no image grids to draw from (its images under results/ are
-copied from runs).
 """
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ import os
 
 from end import curves
 from fairgen import figures as fairgen_figures
+from iin import figures as iin_figures
 from latentdebias import figures as latentdebias_figures
 from nullsample import figures as nullsample_figures
 
@@ -36,6 +36,7 @@ def make_all(*, results: str = "results") -> list[str]:
                                           out=os.path.join(results, "fairgen"))
     paths += latentdebias_figures.make_figures(records=os.path.join(results, "latentdebias"),
                                                out=os.path.join(results, "latentdebias"))
+    paths += iin_figures.make_figures(records=os.path.join(results, "iin"), out=os.path.join(results, "iin"))
     for study in end_studies(results):
         paths.append(curves.report(study)[0])
     return paths

@@ -76,6 +76,11 @@ class Iterator(TemplateIterator):
         """Noise for evaluation samples that depends only on the seed and the batch's first example, so samples
         are comparable across evaluations and the training RNG stream is left alone."""
         first = int(index.reshape(-1)[0]) if index is not None and torch.is_tensor(index) else 0
-        generator = torch.Generator(self.device)
-        generator.manual_seed(int(self.config.get("seed", 0)) * 1_000_003 + first)
-        return generator
+        return noise_generator(seed=int(self.config.get("seed", 0)), first_index=first, device=self.device)
+
+
+def noise_generator(*, seed: int, first_index: int, device="cpu") -> torch.Generator:
+    """The generator of an evaluation batch's sample noise (also what iin.figures redraws samples.png with)."""
+    generator = torch.Generator(device)
+    generator.manual_seed(seed * 1_000_003 + first_index)
+    return generator

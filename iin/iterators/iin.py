@@ -15,7 +15,44 @@ from iin import callbacks
 from iin.iterators.base import Iterator
 
 
-class Trainer(Iterator):
+class Stages:
+    """A frozen first stage and the transformer on its codes (attributes ``first_stage``, ``model``, ``device``):
+    codes, decoding and the images made from them. The trainers mix it in; ``FrozenStages`` holds loaded weights
+    (iin.figures), so the grids are drawn by the same code in a run and from committed weights."""
+
+    @property
+    def can_decode(self) -> bool:
+        return callable(getattr(self.first_stage, "decode", None))
+
+    @torch.no_grad()
+    def codes(self, image: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        posterior = self.first_stage.encode(image)
+        return (posterior.sample() if sample else posterior.mode()).flatten(1)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.first_stage.decode(z)
+
+    @torch.no_grad()
+    def samples(self, model, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Dec(T^-1(eps)) for n draws of eps ~ N(0, I)."""
+        return self.decode(model.sample(n, generator))
+
+    def generated(self, model, z: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """Reconstructions Dec(T^-1(T(z))) and samples Dec(T^-1(eps)), one per code, when the first stage decodes."""
+        if not self.can_decode:
+            return {}
+        out, _ = model(z)
+        return {"reconstructions": self.decode(model.reverse(out)),
+                "samples": self.samples(model, z.shape[0], generator)}
+
+
+class FrozenStages(Stages):
+    def __init__(self, *, first_stage, model, device="cpu"):
+        self.first_stage, self.model, self.device = first_stage, model, torch.device(device)
+
+
+class Trainer(Stages, Iterator):
     default_loss = "iin.losses.iin.Loss"
 
     def __init__(self, *args, **kwargs):
@@ -29,29 +66,8 @@ class Trainer(Iterator):
         self.optimizer = self.adam(self.model.parameters())
         callbacks.check_fid_classifier(self.config)
 
-    @property
-    def can_decode(self) -> bool:
-        return callable(getattr(self.first_stage, "decode", None))
-
     def get_callbacks(self) -> dict:
         return {**super().get_callbacks(), **callbacks.generative_callbacks(self)}
-
-    @torch.no_grad()
-    def codes(self, image: torch.Tensor, sample: bool = True) -> torch.Tensor:
-        posterior = self.first_stage.encode(image)
-        return (posterior.sample() if sample else posterior.mode()).flatten(1)
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.first_stage.decode(z)
-
-    def generated(self, model, z: torch.Tensor, generator: torch.Generator | None = None) -> dict:
-        """Reconstructions Dec(T^-1(T(z))) and samples Dec(T^-1(eps)), one per code, when the first stage decodes."""
-        if not self.can_decode:
-            return {}
-        out, _ = model(z)
-        return {"reconstructions": self.decode(model.reverse(out)),
-                "samples": self.decode(model.sample(z.shape[0], generator))}
 
     def step_op(self, model, image, **batch):
         def train_op():
