@@ -197,7 +197,7 @@ def _run(argv: list[str], log: console.ConsoleLog) -> str | None:
     os.environ["EDFLOW_LOG_ROOT"] = args.log_root  # first stages named by run name are looked up here
     os.environ[DEBUG_ENV_VAR] = "1" if args.debug else "0"  # ... and under debug_runs/ only in -d runs
     config, existing = build_config(args, overrides)
-    seed_everything(int(config.get("seed", 0)))  # before the datasets are built: some draw from the RNGs
+    seed_everything(int(runner_value(config, "seed")))  # before the datasets are built: some draw from the RNGs
     report = preflight(config, build_dataset=instantiate_dataset, train=args.train or args.check)
     report.raise_if_problems()  # before any run folder exists
     config["device"] = dist.init_from_environment(resolve_device(config["device"]))
