@@ -1,6 +1,6 @@
 """TemplateIterator's state: what is saved (every attribute with ``state_dict``, the counters, the RNG states),
-restoring it, checkpoints and ``status.yaml``. A mixin of ``TemplateIterator`` (edflow/iterators/template_iterator.py), which
-sets the counters, ``not_saved`` and the first stages used here."""
+restoring it, checkpoints and ``status.yaml``. A mixin of ``TemplateIterator`` (edflow/iterators/template_iterator.py),
+which sets the counters, ``not_saved`` and the first stages used here."""
 from __future__ import annotations
 
 import os
