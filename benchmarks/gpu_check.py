@@ -26,6 +26,7 @@ from edflow.device import resolve_device
 from edflow.iterators.template_iterator import epoch_sampler
 from edflow.main import build_config, build_iterator, instantiate_dataset, parser, seed_everything
 from edflow.preflight import preflight
+from edflow.runner_keys import runner_value
 
 WARMUP_STEPS = 3
 
@@ -42,7 +43,7 @@ def measure(path: str, steps: int, device: str) -> dict | str:
         config, _ = build_config(args, overrides)
     except ConfigError as error:
         return f"config error: {error}"
-    seed_everything(int(config.get("seed", 0)))
+    seed_everything(int(runner_value(config, "seed")))
     report = preflight(config, build_dataset=instantiate_dataset, train=True)
     if report.problems:
         return f"{len(report.problems)} missing input(s), first: {str(report.problems[0]).splitlines()[0]}"
@@ -77,7 +78,7 @@ def measure(path: str, steps: int, device: str) -> dict | str:
         synchronise(device)
         eval_seconds = time.perf_counter() - start
         peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
-    evaluations = max(1, total // (steps_per_epoch * int(config.get("eval_freq", 1))))
+    evaluations = max(1, total // (steps_per_epoch * int(runner_value(config, "eval_freq"))))
     return {"steps/s": 1 / step_seconds, "images/s": iterator.batch_size(True) / step_seconds, "peak GiB": peak,
             "eval s": eval_seconds, "steps": total, "evaluations": evaluations,
             "estimate h": (total * step_seconds + evaluations * eval_seconds) / 3600, "amp": config.get("amp")}

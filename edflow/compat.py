@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from edflow import checkpoint as ckpt
+from edflow.runner_keys import runner_value
 from edflow.util import get_obj_from_str, retrieve
 
 
@@ -154,8 +155,8 @@ def steps_per_epoch(config: Mapping, n: int) -> int:
     from edflow import distributed as dist
     from edflow.data.loader import EpochBatchSampler
 
-    return len(EpochBatchSampler(n, int(config.get("batch_size", 32)), shuffle=False, seed=0,
-                                 drop_last=bool(config.get("drop_last", True)), world_size=dist.world_size()))
+    return len(EpochBatchSampler(n, int(runner_value(config, "batch_size")), shuffle=False, seed=0,
+                                 drop_last=bool(runner_value(config, "drop_last")), world_size=dist.world_size()))
 
 
 # --- config --------------------------------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def prepare_config(config: dict, iterator_cls, datasets: Mapping, train: bool) -
     if not train:
         config.setdefault("test_mode", True)
     elif not config.get("num_steps") and "train" in datasets:
-        config["num_steps"] = int(config.get("num_epochs", 1)) * steps_per_epoch(config, len(datasets["train"]))
+        config["num_steps"] = int(runner_value(config, "num_epochs")) * steps_per_epoch(config, len(datasets["train"]))
 
 
 # --- batches -------------------------------------------------------------------------------------------------------

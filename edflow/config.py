@@ -10,79 +10,14 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from edflow import safe_io
+from edflow.runner_keys import RUNNER, choices_text
 
-RUNNER_KEYS = {
-    "experiment_name": None,
-    "iterator": None,
-    "model": None,
-    "datasets": {},
-    "dataset": None,
-    "validation_dataset": None,
-    "batch_size": 32,
-    "eval_batch_size": None,
-    "num_epochs": 1,
-    "num_steps": None,
-    "log_freq": 100,
-    "hook_freq": 1,
-    "ckpt_freq": None,
-    "ckpt_keep": 3,
-    "eval_freq": 1,
-    "eval_max_batches": None,
-    "seed": 0,
-    "device": "auto",  # CUDA when available, else the CPU (edflow/device.py)
-    "amp": None,
-    "nan_policy": "stop",
-    "sync_batchnorm": False,
-    "compile": False,
-    "num_workers": 0,
-    "drop_last": True,
-    "integrations": {},
-    "eval_pipeline": {},
-    "model_selection": None,
-    "first_stage": None,
-    "debug": {},
-}
-
-
-# The values each runner key accepts: Python types, None for null; ints are never bools.
-RUNNER_KEY_TYPES: dict[str, tuple] = {
-    "experiment_name": (str, None),
-    "iterator": (str, None),
-    "model": (str, None),
-    "datasets": (Mapping, None),
-    "dataset": (str, Mapping, None),
-    "validation_dataset": (str, Mapping, None),
-    "batch_size": (int,),
-    "eval_batch_size": (int, None),
-    "num_epochs": (int,),
-    "num_steps": (int, None),
-    "log_freq": (int,),
-    "hook_freq": (int,),
-    "ckpt_freq": (int, None),
-    "ckpt_keep": (int, None),
-    "eval_freq": (int,),
-    "eval_max_batches": (int, None),
-    "seed": (int,),
-    "device": (str,),
-    "amp": (str, None),
-    "nan_policy": (str,),
-    "sync_batchnorm": (bool,),
-    "compile": (bool, Mapping),  # true, or keyword arguments of torch.compile
-    "num_workers": (int,),
-    "drop_last": (bool,),
-    "integrations": (Mapping, None),
-    "eval_pipeline": (Mapping, None),
-    "model_selection": (Mapping, None),
-    "first_stage": (Mapping, None),
-    "debug": (Mapping, None),
-}
-RUNNER_KEY_CHOICES = {"amp": (None, "bf16", "fp16"), "nan_policy": ("stop", "skip")}
-# Inclusive bounds of integer runner keys; the seed must suit numpy's and torch's generators.
-RUNNER_KEY_RANGES = {
-    "batch_size": (1, None), "eval_batch_size": (1, None), "num_epochs": (0, None), "num_steps": (0, None),
-    "log_freq": (1, None), "hook_freq": (1, None), "ckpt_freq": (1, None), "ckpt_keep": (0, None), "eval_freq": (1, None),
-    "eval_max_batches": (1, None), "seed": (0, 2**32 - 1), "num_workers": (0, None),
-}
+# Views of the registry in edflow/runner_keys.py, where each runner key is declared once (kept for code that reads
+# them); the defaults are copies, so changing this dict cannot change the registry.
+RUNNER_KEYS = {name: copy.deepcopy(key.default) for name, key in RUNNER.items()}
+RUNNER_KEY_TYPES: dict[str, tuple] = {name: key.types for name, key in RUNNER.items()}
+RUNNER_KEY_CHOICES = {name: key.choices for name, key in RUNNER.items() if key.choices is not None}
+RUNNER_KEY_RANGES = {name: key.range for name, key in RUNNER.items() if key.range is not None}
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Mapping: "a mapping",
               list: "a list", None: "null"}
 
@@ -212,7 +147,7 @@ def parse_overrides(args: list[str]) -> list[tuple[str, Any, bool]]:
 
 def apply_overrides(config: dict, overrides: list[tuple[str, Any, bool]]) -> dict:
     config = copy.deepcopy(config)
-    known = set(flatten_keys(config)) | set(RUNNER_KEYS)
+    known = set(flatten_keys(config)) | set(RUNNER)
     for path, value, is_new in overrides:
         if path not in known and not is_new:
             raise ConfigError(
@@ -231,15 +166,15 @@ def apply_overrides(config: dict, overrides: list[tuple[str, Any, bool]]) -> dic
 
 def check_runner_keys(config: Mapping) -> None:
     """Top-level keys that look like a misspelt runner key are errors; other keys are method sections.
-    Runner keys must hold values of their types (see RUNNER_KEY_TYPES)."""
+    Runner keys must hold values of their types (see edflow/runner_keys.py)."""
     for key in config:
         if not isinstance(key, str):
             raise ConfigError(f"config keys must be names, got {key!r} ({type(key).__name__}) at the top level")
-        if key in RUNNER_KEYS or key.lower() in RUNNER_KEYS:  # `Model:` is a method section beside `model:`
+        if key in RUNNER or key.lower() in RUNNER:  # `Model:` is a method section beside `model:`
             continue
-        suggestion = difflib.get_close_matches(key, list(RUNNER_KEYS), n=1, cutoff=0.8)
+        suggestion = difflib.get_close_matches(key, list(RUNNER), n=1, cutoff=0.8)
         if suggestion:
-            raise ConfigError(unknown_key_message(key, RUNNER_KEYS, "the config") + " Fix the spelling in the YAML file.")
+            raise ConfigError(unknown_key_message(key, RUNNER, "the config") + " Fix the spelling in the YAML file.")
     check_runner_types(config)
     if isinstance(config.get("debug"), Mapping):  # merged over the config by -d, so it must be valid as well
         check_runner_types(config["debug"], prefix="debug/")
@@ -247,15 +182,14 @@ def check_runner_keys(config: Mapping) -> None:
 
 def check_runner_types(config: Mapping, prefix: str = "") -> None:
     for key, value in config.items():
-        if key not in RUNNER_KEY_TYPES:
+        if key not in RUNNER:
             continue
-        name = prefix + key
-        if not has_type(value, RUNNER_KEY_TYPES[key]):
-            raise ConfigError(type_message(name, value, RUNNER_KEY_TYPES[key]))
-        if key in RUNNER_KEY_CHOICES and value not in RUNNER_KEY_CHOICES[key]:
-            choices = ", ".join("null" if c is None else str(c) for c in RUNNER_KEY_CHOICES[key])
-            raise ConfigError(f"config key {name!r} must be one of {choices}; got {short_repr(value)}")
-        low, high = RUNNER_KEY_RANGES.get(key, (None, None))
+        name, spec = prefix + key, RUNNER[key]
+        if not has_type(value, spec.types):
+            raise ConfigError(type_message(name, value, spec.types))
+        if spec.choices is not None and value not in spec.choices:
+            raise ConfigError(f"config key {name!r} must be one of {choices_text(key)}; got {short_repr(value)}")
+        low, high = spec.range or (None, None)
         if isinstance(value, int) and ((low is not None and value < low) or (high is not None and value > high)):
             bounds = f"at least {low}" if high is None else f"between {low} and {high}"
             raise ConfigError(f"config key {name!r} must be {bounds}; got {value}")
@@ -336,7 +270,7 @@ def is_number(text: str) -> bool:
 
 
 def with_defaults(config: Mapping) -> dict:
-    resolved = deep_merge({k: v for k, v in RUNNER_KEYS.items() if v is not None}, config)
+    resolved = deep_merge({name: key.default for name, key in RUNNER.items() if key.default is not None}, config)
     resolved["datasets"] = dict(resolved.get("datasets") or {})
     if resolved.get("dataset") and "train" not in resolved["datasets"]:
         resolved["datasets"]["train"] = resolved["dataset"]  # edflow 0.4 style

@@ -27,6 +27,26 @@ def to_float(value) -> float:
     return float(np.mean(value))
 
 
+def scalars_of(value) -> dict[str, float]:
+    """The loggable scalars of what a train_op or log_op returned: one number (as ``loss``) or a mapping's
+    one-element entries."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): to_float(v) for k, v in value.items() if _is_scalar(v)}
+    if _is_scalar(value):
+        return {"loss": to_float(value)}
+    return {}
+
+
+def _is_scalar(value) -> bool:
+    if torch.is_tensor(value):
+        return value.numel() == 1
+    if isinstance(value, np.ndarray):  # edflow 0.4 iterators log numpy scalars
+        return value.size == 1
+    return isinstance(value, (int, float, np.floating, np.integer))
+
+
 def _step_of(line: str) -> float:
     try:
         return json.loads(line)["step"]

@@ -29,6 +29,7 @@ from edflow.first_stage import DEBUG_ENV_VAR, FirstStageError, latest_config_pat
 from edflow.iterators.template_iterator import EvaluationError
 from edflow.lock import RunLock
 from edflow.preflight import preflight, record_stages, stage_line, summary
+from edflow.runner_keys import runner_value
 from edflow.safe_io import WriteError, makedirs
 from edflow.util import get_obj_from_str
 
@@ -157,7 +158,7 @@ def instantiate_dataset(spec, config: Mapping, where: str = "dataset"):
 
 def build_iterator(config: dict, root: str, train: bool, datasets: dict | None = None):
     """The iterator with its model, first stages and datasets (those not given are built here)."""
-    config["device"] = resolve_device(config.get("device", "auto"))  # callbacks read the concrete device
+    config["device"] = resolve_device(runner_value(config, "device"))  # callbacks read the concrete device
     datasets = dict(datasets or {})
     for split, spec in (config.get("datasets") or {}).items():
         if spec and (train or split != "train") and split not in datasets:
@@ -167,7 +168,7 @@ def build_iterator(config: dict, root: str, train: bool, datasets: dict | None =
     iterator_cls = get_obj_from_str(config["iterator"])
     compat.prepare_config(config, iterator_cls, datasets, train)
     return iterator_cls(config, root, model, datasets=datasets, first_stage=first_stage,
-                        hook_freq=config.get("hook_freq", 1), num_epochs=config.get("num_epochs", 1))
+                        hook_freq=runner_value(config, "hook_freq"), num_epochs=runner_value(config, "num_epochs"))
 
 
 def start_checkpoint(args, iterator) -> str | None:
@@ -196,7 +197,7 @@ def _run(argv: list[str], log: console.ConsoleLog) -> str | None:
     os.environ["EDFLOW_LOG_ROOT"] = args.log_root  # first stages named by run name are looked up here
     os.environ[DEBUG_ENV_VAR] = "1" if args.debug else "0"  # ... and under debug_runs/ only in -d runs
     config, existing = build_config(args, overrides)
-    seed_everything(int(config.get("seed", 0)))  # before the datasets are built: some draw from the RNGs
+    seed_everything(int(runner_value(config, "seed")))  # before the datasets are built: some draw from the RNGs
     report = preflight(config, build_dataset=instantiate_dataset, train=args.train or args.check)
     report.raise_if_problems()  # before any run folder exists
     config["device"] = dist.init_from_environment(resolve_device(config["device"]))

@@ -17,6 +17,7 @@ from edflow.config import ConfigError
 from edflow.data.dataset import DataError
 from edflow.device import device_problem
 from edflow.first_stage import FirstStageError, is_single_stage, resolve_run, resolve_stage, run_folder_of
+from edflow.runner_keys import runner_value
 from edflow.util import get_obj_from_str
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".pkl", ".bin", ".npz", ".safetensors")
@@ -139,7 +140,7 @@ def check_datasets(config: Mapping, report: Preflight, build: Callable, train: b
 def preflight(config: Mapping, *, build_dataset: Callable | None = None, train: bool = True) -> Preflight:
     """Everything the run needs, checked; ``report.problems`` lists what is missing (empty when all is there)."""
     report = Preflight()
-    problem = device_problem(config.get("device", "auto"))
+    problem = device_problem(runner_value(config, "device"))
     if problem:
         report.problems.append(problem)
     check_stages(config, report)

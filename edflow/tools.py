@@ -15,6 +15,7 @@ from edflow.first_stage import DEBUG_ENV_VAR, FirstStageError
 from edflow.lock import RunLock
 from edflow.main import build_config, build_iterator, seed_everything, start_checkpoint
 from edflow.report import format_number, markdown_table
+from edflow.runner_keys import runner_value
 from edflow.runs import eval_results, find_runs, last_metrics, read_status, results_at
 from edflow.util import get_obj_from_str
 
@@ -99,7 +100,7 @@ def evaluate_run(argv: list[str]) -> tuple[dict, str]:
     os.environ[DEBUG_ENV_VAR] = "1" if os.path.basename(os.path.dirname(os.path.abspath(run))) == "debug_runs" else "0"
     with RunLock(run):  # evaluating writes into the run: not while another process does
         dump_yaml(config, os.path.join(run, "configs", f"eval_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"))
-        seed_everything(int(config.get("seed", 0)))
+        seed_everything(int(runner_value(config, "seed")))
         iterator = build_iterator(config, run, train=False)
         if callbacks:  # replaces the iterator's own callbacks too, not only those the config names
             iterator.get_callbacks = lambda: {name: get_obj_from_str(path) for name, path in callbacks.items()}

@@ -19,6 +19,7 @@ from edflow import TemplateIterator
 from edflow.config import section
 from edflow.first_stage import load_stage
 from edflow.logger import save_image_grid
+from edflow.runner_keys import runner_value
 from fairkit.metrics import make_fid_callback
 from fairkit.metrics.callbacks import fid_preflight
 from fairkit.nets.gan import GAN, d_hinge_loss, g_hinge_loss
@@ -90,7 +91,7 @@ class Trainer(TemplateIterator):
         if "train" in self.datasets:
             self.logger.scalars(self.target_shares(), self.global_step)
         self.fixed_z = torch.randn(int(self.options["num_log_samples"]), self.model.dim_z,
-                                   generator=torch.Generator().manual_seed(int(self.config.get("seed", 0))))
+                                   generator=torch.Generator().manual_seed(int(runner_value(self.config, "seed"))))
 
     # --- hooks ------------------------------------------------------------------------------------------------------
     def setup_stages(self) -> None:

@@ -20,6 +20,7 @@ import torch
 from edflow import TemplateIterator
 from edflow import checkpoint as ckpt
 from edflow.config import ConfigError, dump_yaml, section
+from edflow.runner_keys import runner_value
 from fairkit.classifier import BinaryClassifierTrainer
 from fairkit.data.batches import fetch_batch
 from fairkit.metrics.callbacks import write_results
@@ -126,7 +127,7 @@ class SyntheticStage(TemplateIterator):
         self.check_stages()
         if self.options["classifier_checkpoint"] == "best":
             self.load_best_classifiers()
-        seed = self.options["seed"] if self.options["seed"] is not None else self.config.get("seed", 0)
+        seed = self.options["seed"] if self.options["seed"] is not None else runner_value(self.config, "seed")
         self.seed = int(seed)
         count = len(self.datasets["train"]) if "train" in self.datasets else 0
         self.latents = torch.randn(count, self.gan.dim_z, generator=torch.Generator().manual_seed(self.seed))

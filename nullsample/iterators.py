@@ -16,6 +16,7 @@ import torch
 
 from edflow import TemplateIterator
 from edflow.config import section
+from edflow.runner_keys import runner_value
 from fairkit import classifier
 from nullsample.callbacks import fairness_callback, null_sample_grid
 from nullsample.losses import nll_per_dim, vae_terms
@@ -203,7 +204,8 @@ class ClassifierTrainer(classifier.ClassifierTrainer):
         if hasattr(dataset, "options") and hasattr(stage, "stage_config"):
             check_same_data(section(stage.stage_config, "Data", type(dataset).defaults), dataset.options)
         return null_sample_dataset(stage, dataset, int(self.options["null_sample_batch_size"]), self.device,
-                                   desc=f"null-sampling {name}", num_workers=int(self.config.get("num_workers", 0)))
+                                   desc=f"null-sampling {name}",
+                                   num_workers=int(runner_value(self.config, "num_workers")))
 
     def eval_outputs(self, model, image, label, batch) -> dict:
         logits = model(image)

@@ -9,6 +9,7 @@ import torch
 
 from edflow import TemplateIterator
 from edflow.config import ConfigError
+from edflow.runner_keys import runner_value
 from fairkit.metrics.callbacks import fid_preflight
 
 ADAM_BETAS = (0.5, 0.9)
@@ -18,7 +19,7 @@ def learning_rate(config: Mapping) -> float:
     if config.get("learning_rate") is not None:
         return float(config["learning_rate"])
     if config.get("base_learning_rate") is not None:
-        return float(config["base_learning_rate"]) * int(config.get("batch_size", 32))
+        return float(config["base_learning_rate"]) * int(runner_value(config, "batch_size"))
     raise ConfigError("set base_learning_rate (multiplied by batch_size, as IIN does) or learning_rate")
 
 
@@ -55,7 +56,7 @@ class Iterator(TemplateIterator):
         if train is None:
             return 0
         per_epoch = len(train) // self.batch_size(train=True)
-        return int(self.config.get("num_epochs", 1)) * max(per_epoch, 1)
+        return int(runner_value(self.config, "num_epochs")) * max(per_epoch, 1)
 
     def adam(self, params, lr_factor: float = 1.0) -> torch.optim.Adam:
         optimizer = torch.optim.Adam(params, lr=self.learning_rate * lr_factor, betas=ADAM_BETAS)
@@ -76,7 +77,7 @@ class Iterator(TemplateIterator):
         """Noise for evaluation samples that depends only on the seed and the batch's first example, so samples
         are comparable across evaluations and the training RNG stream is left alone."""
         first = int(index.reshape(-1)[0]) if index is not None and torch.is_tensor(index) else 0
-        return noise_generator(seed=int(self.config.get("seed", 0)), first_index=first, device=self.device)
+        return noise_generator(seed=int(runner_value(self.config, "seed")), first_index=first, device=self.device)
 
 
 def noise_generator(*, seed: int, first_index: int, device="cpu") -> torch.Generator:
