@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from edflow.console import FILE_NAME as CONSOLE_LOG
+from edflow.main import run
 from edflow.runs import read_status, runs_named
 
 # The folder holding the edflow package: a subprocess must import this project, whatever its working directory.
@@ -57,8 +58,6 @@ def launch(configs: Sequence[str], overrides: Sequence[str] = (), *, name: str, 
         return start(configs, overrides, name=name, log_root=log_root, debug=debug, threads=threads, cwd=cwd).wait()
     if threads is not None or cwd is not None:
         raise ValueError("threads= and cwd= need in_process=False: in this process they would change the caller's")
-    from edflow.main import run  # here, so that launching subprocesses does not import torch
-
     try:
         return run(runner_argv(configs, overrides, name=name, log_root=log_root, debug=debug))
     except Exception as error:

@@ -31,16 +31,15 @@ def test_in_process_failure_names_the_run_and_its_log(tmp_path):
         launch([TOY], ["Model.hiden=3"], name="misspelt", log_root=str(tmp_path))
 
 
-def test_subprocesses_run_side_by_side_and_report_each_run(tmp_path, monkeypatch):
+def test_subprocess_runs_report_each_finished_run_and_a_failing_one_names_its_log(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", HERE)  # the toy's classes
     finished = []
-    folders = launch_all([Launch([TOY], "a", ONE_EPOCH), Launch([TOY], "b", ONE_EPOCH)], log_root=str(tmp_path),
-                         jobs=2, on_finish=lambda item, folder: finished.append((item.name, folder)))
-    assert sorted(finished) == sorted(folders.items()) and set(folders) == {"a", "b"}
-    assert all(read_status(folder)["status"] == "finished" for folder in folders.values())
-    assert os.path.isfile(tmp_path / "a.log")
     with pytest.raises(LaunchError, match=r"run 'c' failed \(exit code [1-9]\d*\); its log: .*c\.log"):
-        launch([TOY], ONE_EPOCH + BUG, name="c", log_root=str(tmp_path), in_process=False)
+        launch_all([Launch([TOY], "a", ONE_EPOCH), Launch([TOY], "c", ONE_EPOCH + BUG)], log_root=str(tmp_path),
+                   on_finish=lambda item, folder: finished.append((item.name, folder)))
+    assert [name for name, _ in finished] == ["a"] and finished[0][1].endswith("_a")
+    assert read_status(finished[0][1])["status"] == "finished"
+    assert "a bug in the metric" in (tmp_path / "c.log").read_text()
 
 
 def test_runs_named_matches_the_whole_name_and_the_same_second_suffix(tmp_path):
