@@ -1,4 +1,5 @@
-"""Reading run folders: their status, config, logged scalars and evaluation results (for edlist, edeval, report).
+"""Reading run folders: their status, config, logged scalars and evaluation results (for edlist, edeval, report,
+edflow.launch and the methods' scripts); finding runs by name under a log root, and the ``--log-root`` option.
 
 A run folder, as the runner writes it::
 
