@@ -1,4 +1,5 @@
-"""Reading run folders: their status, config, logged scalars and evaluation results (for edlist, edeval, report).
+"""Reading run folders: their status, config, logged scalars and evaluation results (for edlist, edeval, report,
+edflow.launch and the methods' scripts); finding runs by name under a log root, and the ``--log-root`` option.
 
 A run folder, as the runner writes it::
 
@@ -7,16 +8,18 @@ A run folder, as the runner writes it::
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import glob
 import os
 import socket
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import yaml
 
-from edflow.first_stage import FirstStageError, latest_config_path
+from edflow.first_stage import FirstStageError, find_run, latest_config_path
 from edflow.lock import pid_alive
 from edflow.logger import read_metrics
 
@@ -24,6 +27,54 @@ RUN_NAME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d_(?P<name>.+)$")
 # A trailing seed (``_seed3``, ``-s3``) or the ``_1`` the runner adds when two runs start within one second.
 SEED_SUFFIX = re.compile(r"[_-](?:seed|s)?\d+$")
 BOOKKEEPING_KEYS = ("step", "time", "epoch")
+LOG_ROOT_ENV = "EDFLOW_LOG_ROOT"
+DEFAULT_LOG_ROOT = "logs"  # the runner's, when neither --log-root nor the environment names one
+
+
+# --- the log root ------------------------------------------------------------------------------------------------
+def add_log_root_argument(parser: argparse.ArgumentParser, *, help: str = "where run folders are (and go)") -> None:
+    """``--log-root`` for a command line: default $EDFLOW_LOG_ROOT, else the runner's default ``logs``. Read here,
+    when the command line is parsed, so that everything after gets the log root as an argument."""
+    parser.add_argument("--log-root", default=os.environ.get(LOG_ROOT_ENV) or DEFAULT_LOG_ROOT,
+                        help=f"{help} (default: ${LOG_ROOT_ENV}, else {DEFAULT_LOG_ROOT})")
+
+
+@contextlib.contextmanager
+def run_names_under(log_root: str) -> Iterator[None]:
+    """Run names (``first_stage: {run: <name>}``, a run given by name) resolve under ``log_root`` within the block.
+    edflow.first_stage reads the log root from $EDFLOW_LOG_ROOT, so this sets it for the block and restores it."""
+    previous = os.environ.get(LOG_ROOT_ENV)
+    os.environ[LOG_ROOT_ENV] = log_root
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(LOG_ROOT_ENV, None)
+        else:
+            os.environ[LOG_ROOT_ENV] = previous
+
+
+def find_named_run(name: str, *, log_root: str, debug: bool = False) -> str | None:
+    """The newest run folder named ``<timestamp>_<name>`` with a checkpoint under ``log_root`` (and, for ``debug``,
+    under its debug_runs/), as a first stage of that name would be found; None if there is none."""
+    with run_names_under(log_root):
+        return find_run(name, debug=debug)
+
+
+def runs_named(*, name: str, log_root: str, since: str | None = None) -> list[str]:
+    """Run folders ``<timestamp>_<name>`` (or ``..._<name>_<k>``, two runs started within one second) directly
+    under ``log_root``, oldest first; ``since``: only those stamped at or after that timestamp."""
+    if not os.path.isdir(log_root):
+        return []
+    found = []
+    for folder in os.listdir(log_root):
+        match = RUN_NAME.match(folder)
+        if not match or not is_run_folder(os.path.join(log_root, folder)):
+            continue
+        named = match.group("name") == name or re.fullmatch(re.escape(name) + r"_\d+", match.group("name"))
+        if named and (since is None or folder[:len(since)] >= since):
+            found.append(os.path.join(log_root, folder))
+    return sorted(found, key=os.path.basename)
 
 
 def is_run_folder(path: str) -> bool:
@@ -137,9 +188,15 @@ def results_at(run: str, step: int | None = None) -> tuple[int, dict[str, float]
     return (step, merged) if merged else None
 
 
+def best_record(run: str) -> dict | None:
+    """Model selection's record train/best.yaml (step, epoch, metric, value, results), or None without one."""
+    best = read_yaml(os.path.join(run, "train", "best.yaml"))
+    return best if best and "results" in best else None
+
+
 def best_results(run: str) -> tuple[int, dict[str, float]] | None:
     """The evaluation scalars at the checkpoint that model selection kept (train/best.yaml), or None."""
-    best = read_yaml(os.path.join(run, "train", "best.yaml"))
-    if not best or "results" not in best:
+    best = best_record(run)
+    if best is None:
         return None
     return int(best.get("step", -1)), {k: float(v) for k, v in best["results"].items() if isinstance(v, (int, float))}

@@ -13,6 +13,7 @@ import argparse
 import os
 import time
 
+from edflow.runs import add_log_root_argument
 from end.runs import PAPER_UNBIASED, RunSpec, best_results, result_images, run_all
 
 LABELS = {"vanilla": "vanilla", "end": "EnD"}
@@ -34,8 +35,7 @@ def results_table(results: dict[str, dict], rho: float) -> str:
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rho", type=float, default=0.997, help="bias strength of the training set")
-    parser.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"),
-                        help="run folders go to <log-root>/end_demo/<timestamp>/")
+    add_log_root_argument(parser, help="run folders go to <log-root>/end_demo/<timestamp>/")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (each with one thread)")
     args, overrides = parser.parse_known_args(argv)
     root = os.path.join(os.path.abspath(args.log_root), "end_demo", time.strftime("%Y-%m-%dT%H-%M-%S"))

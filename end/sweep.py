@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edflow.runs import add_log_root_argument
 from end.runs import PAPER_UNBIASED, RunSpec, best_results, run_all
 from fairkit import report
 
@@ -198,8 +199,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--paper", action="store_true", help="paper scale (default: the CPU-scale overlay)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
-    parser.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"),
-                        help="run folders go to <log-root>/end_sweep/")
+    add_log_root_argument(parser, help="run folders go to <log-root>/end_sweep/")
     parser.add_argument("--out", default=None,
                         help="folder for runs.jsonl and the tables (default <log-root>/end_sweep/results; results/ "
                              "changes only when named here)")

@@ -10,11 +10,10 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping
 
 import numpy as np
 
-from fairgen.data import classifier_attributes, data_options, num_groups
+from fairgen.data import DataOptions, classifier_attributes, data_options, num_groups
 from fairkit.data.attribute_mnist import BIAS_SETTINGS
 from fairkit.gan import sample_grid  # noqa: F401 (fairgen.callbacks.sample_grid stays importable)
 from fairkit.metrics import fairness
@@ -61,10 +60,9 @@ def plot_reliability(curve: dict, path: str, title: str = "density-ratio classif
     return path
 
 
-def true_group_ratios(config: Mapping) -> np.ndarray:
+def true_group_ratios(options: DataOptions) -> np.ndarray:
     """r per bias group when biased and reference data differ only in group shares: (1 / G) / share_g."""
-    options = data_options(config)
-    shares = np.asarray(BIAS_SETTINGS[options["setting"]], dtype=np.float64)
+    shares = np.asarray(BIAS_SETTINGS[options.setting], dtype=np.float64)
     return (1.0 / num_groups(options)) / shares
 
 
@@ -78,7 +76,7 @@ def calibration(root, data_in, data_out, config) -> dict:
     plot_reliability(curve, os.path.join(root, "reliability.png"))
     results = {"ece": curve["ece"], "brier": float(np.mean((probabilities - reference) ** 2)),
                "accuracy": float(np.mean((probabilities >= 0.5) == reference))}
-    true_ratios = true_group_ratios(config)
+    true_ratios = true_group_ratios(data_options(config))
     biased = reference == 0
     groups = np.asarray(labels["group"])[biased]
     for g, true_ratio in enumerate(true_ratios):
@@ -94,7 +92,7 @@ def calibration(root, data_in, data_out, config) -> dict:
 
 def attribute_accuracy(root, data_in, data_out, config) -> dict:
     """Accuracy of each predicted attribute (``accuracy_<name>``) and their mean (``accuracy``)."""
-    names = classifier_attributes(config)
+    names = classifier_attributes(config, data_options(config))
     predicted = np.asarray(data_out.labels["predicted"])
     target = np.asarray(data_out.labels["target"])
     per_attribute = (predicted == target).mean(0)

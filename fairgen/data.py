@@ -1,6 +1,6 @@
 """fairgen's datasets: a biased dataset plus a small balanced reference set, on CelebA or on Attribute MNIST.
 
-Every dataset reads the ``Data`` section of the run config (see :data:`DATA_DEFAULTS`), so that the stages of one
+Every dataset reads the ``Data`` section of the run config (see :class:`DataOptions`), so that the stages of one
 experiment (ratio classifier, GAN) see the same digits or faces. Examples carry ``image``, ``attributes``, and for
 the biased/reference data ``group`` (index over the bias attributes) and ``reference`` (1 reference, 0 biased).
 
@@ -19,6 +19,7 @@ balanced halves, e.g. 90_10 over Male: 67,507 biased faces and 33,753 * perc ref
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, fields
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -31,28 +32,43 @@ from fairkit.data.batches import fetch_batch  # noqa: F401 (fairgen.data.fetch_b
 from fairkit.data.celeba import CELEBA_ATTRIBUTES, CelebA
 
 DATASETS = ("attrmnist", "celeba")
-DATA_DEFAULTS = {
-    "dataset": "attrmnist",    # attrmnist | celeba
-    "setting": "90_10",        # 90_10 | 80_20 | multi
-    "perc": 1.0,               # reference size per group = balanced_size / n_groups * perc
-    "size": 10000,             # biased examples
-    "balanced_size": None,     # default: size (the paper's halves are equally large)
-    "bias_attributes": None,   # default: attrmnist colour (multi: colour, digit_group); celeba Male (multi: Black_Hair, Male)
-    "image_size": 32,
-    "colour_spread": 0.0,      # attrmnist: inks spread from the pure colours towards each other (see attribute_mnist)
-    "eval_size": 2000,         # examples of each balanced evaluation set and of each ratio validation part
-    "attribute_train_size": 10000,  # training examples of the attribute classifier (celeba: null = all)
-    "seed": 0,                 # fixes which examples are drawn (not the model's seed)
-    "allow_fewer": False,      # celeba: take fewer examples than asked when a group runs short (tiny test data)
-    "data_root": None,         # default: env FAIRKIT_DATA, else data/
-}
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """The ``Data`` section of a run config, checked and completed with these defaults; parsed once per dataset,
+    model, iterator or callback (by :func:`data_options`) and passed on."""
+    dataset: str = "attrmnist"         # attrmnist | celeba
+    setting: str = "90_10"             # 90_10 | 80_20 | multi
+    perc: float = 1.0                  # reference size per group = balanced_size / n_groups * perc
+    size: int = 10000                  # biased examples
+    balanced_size: int | None = None   # default: size (the paper's halves are equally large)
+    # default: attrmnist colour (multi: colour, digit_group); celeba Male (multi: Black_Hair, Male)
+    bias_attributes: str | tuple[str, ...] | None = None
+    image_size: int = 32
+    colour_spread: float = 0.0         # attrmnist: inks spread from the pure colours towards each other
+    eval_size: int = 2000              # examples of each balanced evaluation set and of each ratio validation part
+    attribute_train_size: int | None = 10000  # training examples of the attribute classifier (celeba: null = all)
+    seed: int = 0                      # fixes which examples are drawn (not the model's seed)
+    allow_fewer: bool = False          # celeba: take fewer examples than asked when a group runs short (tiny data)
+    data_root: str | None = None       # default: the config's data_root, else env FAIRKIT_DATA, else data/
+
+    def __getitem__(self, key: str):
+        """``options["setting"]``, as code that knew the options as a dict reads them."""
+        if key not in DATA_DEFAULTS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+DATA_DEFAULTS = {f.name: f.default for f in fields(DataOptions)}
 DEFAULT_CELEBA_BIAS = {"90_10": ("Male",), "80_20": ("Male",), "multi": ("Black_Hair", "Male")}
 CELEBA_POOLS = {"train": "train", "validation": "valid", "test": "test"}
 # independent random streams per purpose, so that changing one set never changes another
 STREAMS = {"train": 1, "ratio_validation": 2, "validation": 3, "test": 4, "attribute_train": 5}
 
 
-def data_options(config: Mapping | None) -> dict:
+def data_options(config: Mapping | None) -> DataOptions:
+    """The run config's ``Data`` section, checked (a misspelt key, an unknown dataset or setting is an error)."""
     config = dict(config or {})
     given = config.get("Data")
     if isinstance(given, Mapping) and isinstance(given.get("setting"), int):
@@ -63,12 +79,14 @@ def data_options(config: Mapping | None) -> dict:
         raise ValueError(f"Data/dataset {options['dataset']!r} is not one of {DATASETS}")
     options["setting"] = amnist.setting_name(options["setting"])
     if options["data_root"] is None:
-        options["data_root"] = (config or {}).get("data_root")
-    return options
+        options["data_root"] = config.get("data_root")
+    if isinstance(options["bias_attributes"], list):  # frozen: a YAML list becomes a tuple
+        options["bias_attributes"] = tuple(options["bias_attributes"])
+    return DataOptions(**options)
 
 
-def stream_seed(options: Mapping, purpose: str) -> list[int]:
-    return [int(options["seed"]), STREAMS[purpose]]
+def stream_seed(options: DataOptions, purpose: str) -> list[int]:
+    return [int(options.seed), STREAMS[purpose]]
 
 
 def attribute_names(dataset: str) -> tuple[str, ...]:
@@ -76,36 +94,35 @@ def attribute_names(dataset: str) -> tuple[str, ...]:
     return amnist.ATTRIBUTES if dataset == "attrmnist" else CELEBA_ATTRIBUTES
 
 
-def bias_attributes(options: Mapping) -> tuple[str, ...]:
+def bias_attributes(options: DataOptions) -> tuple[str, ...]:
     """The attributes the bias setting is over (one, or two for ``multi``), checked against the dataset."""
-    if options["dataset"] == "attrmnist":
-        return amnist.bias_attributes_for(options["setting"], options["bias_attributes"])
-    given = options["bias_attributes"]
-    names = DEFAULT_CELEBA_BIAS[options["setting"]] if given is None else (
+    if options.dataset == "attrmnist":
+        return amnist.bias_attributes_for(options.setting, options.bias_attributes)
+    given = options.bias_attributes
+    names = DEFAULT_CELEBA_BIAS[options.setting] if given is None else (
         (given,) if isinstance(given, str) else tuple(given))
     unknown = [n for n in names if n not in CELEBA_ATTRIBUTES]
     if unknown:
         raise ValueError(f"Data/bias_attributes {unknown} are not CelebA attributes")
-    if len(names) != len(DEFAULT_CELEBA_BIAS[options["setting"]]):
+    if len(names) != len(DEFAULT_CELEBA_BIAS[options.setting]):
         raise ValueError(f"setting {options['setting']!r} is over {len(DEFAULT_CELEBA_BIAS[options['setting']])} "
                          f"attribute(s), got Data/bias_attributes {names}")
     return names
 
 
-def classifier_attributes(config: Mapping) -> tuple[str, ...]:
-    """The attributes an attribute classifier predicts: ``Model/attributes``, by default every attribute of
-    Attribute MNIST, or CelebA's Black_Hair and Male (which serve all three settings)."""
-    options = data_options(config)
+def classifier_attributes(config: Mapping, options: DataOptions) -> tuple[str, ...]:
+    """The attributes an attribute classifier predicts: ``Model/attributes`` of ``config``, by default every
+    attribute of Attribute MNIST, or CelebA's Black_Hair and Male (which serve all three settings)."""
     names = tuple(((config or {}).get("Model") or {}).get("attributes") or (
-        amnist.ATTRIBUTES if options["dataset"] == "attrmnist" else ("Black_Hair", "Male")))
-    known = attribute_names(options["dataset"])
+        amnist.ATTRIBUTES if options.dataset == "attrmnist" else ("Black_Hair", "Male")))
+    known = attribute_names(options.dataset)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"Model/attributes {unknown} are not attributes of {options['dataset']}; known: {known}")
     return names
 
 
-def num_groups(options: Mapping) -> int:
+def num_groups(options: DataOptions) -> int:
     return 2 ** len(bias_attributes(options))
 
 
@@ -162,53 +179,53 @@ def celeba_selection(faces: CelebA, chosen_per_group: list[np.ndarray], names, r
     return CelebASelection(faces, indices, {"group": groups, "reference": np.full(len(indices), reference)})
 
 
-def celeba_biased_and_reference(options: Mapping, pool: str, perc: float, size: int, balanced_size: int | None,
+def celeba_biased_and_reference(options: DataOptions, pool: str, perc: float, size: int, balanced_size: int | None,
                                 purpose: str) -> tuple[CelebASelection, CelebASelection]:
     names = bias_attributes(options)
-    faces = CelebA(CELEBA_POOLS[pool], root=options["data_root"], size=options["image_size"])
+    faces = CelebA(CELEBA_POOLS[pool], root=options.data_root, size=options.image_size)
     groups = group_labels(faces.labels["attributes"], names, CELEBA_ATTRIBUTES)
     n_groups = 2 ** len(names)
     balanced_size = size if balanced_size is None else balanced_size
     reference_counts = [int(balanced_size / n_groups * perc)] * n_groups
-    biased_counts = amnist.split_counts(size, amnist.BIAS_SETTINGS[options["setting"]])
+    biased_counts = amnist.split_counts(size, amnist.BIAS_SETTINGS[options.setting])
     reference, biased = draw_groups(groups, [reference_counts, biased_counts],
-                                    np.random.default_rng(stream_seed(options, purpose)), options["allow_fewer"])
+                                    np.random.default_rng(stream_seed(options, purpose)), options.allow_fewer)
     return (celeba_selection(faces, biased, names, 0), celeba_selection(faces, reference, names, 1))
 
 
-def celeba_balanced(options: Mapping, pool: str, size: int, purpose: str) -> CelebASelection:
+def celeba_balanced(options: DataOptions, pool: str, size: int, purpose: str) -> CelebASelection:
     names = bias_attributes(options)
-    faces = CelebA(CELEBA_POOLS[pool], root=options["data_root"], size=options["image_size"])
+    faces = CelebA(CELEBA_POOLS[pool], root=options.data_root, size=options.image_size)
     groups = group_labels(faces.labels["attributes"], names, CELEBA_ATTRIBUTES)
     n_groups = 2 ** len(names)
     (chosen,) = draw_groups(groups, [[size // n_groups] * n_groups],
-                            np.random.default_rng(stream_seed(options, purpose)), options["allow_fewer"])
+                            np.random.default_rng(stream_seed(options, purpose)), options.allow_fewer)
     return celeba_selection(faces, chosen, names, 0)
 
 
 # --- both datasets ---------------------------------------------------------------------------------------------
 
-def biased_and_reference(options: Mapping, pool: str = "train", perc: float | None = None, size: int | None = None,
-                         balanced_size: int | None = None, purpose: str = "train"):
+def biased_and_reference(options: DataOptions, pool: str = "train", perc: float | None = None,
+                         size: int | None = None, balanced_size: int | None = None, purpose: str = "train"):
     """The (biased, reference) datasets of the ``Data`` options (or of the given overrides)."""
-    perc = options["perc"] if perc is None else perc
-    size = int(options["size"] if size is None else size)
-    balanced_size = options["balanced_size"] if balanced_size is None and purpose == "train" else balanced_size
-    if options["dataset"] == "celeba":
+    perc = options.perc if perc is None else perc
+    size = int(options.size if size is None else size)
+    balanced_size = options.balanced_size if balanced_size is None and purpose == "train" else balanced_size
+    if options.dataset == "celeba":
         return celeba_biased_and_reference(options, pool, perc, size, balanced_size, purpose)
-    return amnist.make_biased_and_reference(options["setting"], perc, size, balanced_size, bias_attributes(options),
-                                            pool, stream_seed(options, purpose), options["image_size"],
-                                            options["data_root"], float(options["colour_spread"]))
+    return amnist.make_biased_and_reference(options.setting, perc, size, balanced_size, bias_attributes(options),
+                                            pool, stream_seed(options, purpose), options.image_size,
+                                            options.data_root, float(options.colour_spread))
 
 
-def balanced(options: Mapping, pool: str, size: int, purpose: str):
+def balanced(options: DataOptions, pool: str, size: int, purpose: str):
     """A set with equally many examples of every bias group (``group`` label included)."""
-    if options["dataset"] == "celeba":
+    if options.dataset == "celeba":
         return celeba_balanced(options, pool, size, purpose)
     cells = amnist.group_cells(bias_attributes(options))
     return amnist.make_cells(cells, amnist.split_counts(size, [1.0] * len(cells)), pool,
-                             stream_seed(options, purpose), options["image_size"], options["data_root"],
-                             float(options["colour_spread"]))
+                             stream_seed(options, purpose), options.image_size, options.data_root,
+                             float(options.colour_spread))
 
 
 class ClassBalancedPairs(DatasetMixin):
@@ -257,28 +274,28 @@ def RatioValidation(config: Mapping | None = None) -> ConcatenatedDataset:
     that the classifier's p(reference | x) is calibrated at the 50/50 prior it was trained at; in a seeded mixed
     order, so that any prefix (``eval_max_batches``) holds both."""
     options = data_options(config)
-    biased, reference = biased_and_reference(options, "validation", perc=1.0, size=options["eval_size"],
-                                             balanced_size=options["eval_size"], purpose="ratio_validation")
+    biased, reference = biased_and_reference(options, "validation", perc=1.0, size=options.eval_size,
+                                             balanced_size=options.eval_size, purpose="ratio_validation")
     order = np.random.default_rng(stream_seed(options, "ratio_validation")).permutation(len(biased) + len(reference))
     return ConcatenatedDataset(reference, biased, order=order)
 
 
 def BalancedValidation(config: Mapping | None = None):
     options = data_options(config)
-    return balanced(options, "validation", int(options["eval_size"]), "validation")
+    return balanced(options, "validation", int(options.eval_size), "validation")
 
 
 def BalancedTest(config: Mapping | None = None):
     options = data_options(config)
-    return balanced(options, "test", int(options["eval_size"]), "test")
+    return balanced(options, "test", int(options.eval_size), "test")
 
 
 def AttributeTrain(config: Mapping | None = None):
     """The attribute classifier's training data: ``attribute_train_size`` balanced Attribute MNIST digits, or
     CelebA's train split (a seeded subset of ``attribute_train_size`` faces; null for all of them)."""
     options = data_options(config)
-    if options["dataset"] == "celeba":
-        size = options["attribute_train_size"]
-        return CelebA("train", root=options["data_root"], size=options["image_size"], subset=size,
-                      subset_seed=None if size is None else int(options["seed"]))
-    return balanced(options, "train", int(options["attribute_train_size"]), "attribute_train")
+    if options.dataset == "celeba":
+        size = options.attribute_train_size
+        return CelebA("train", root=options.data_root, size=options.image_size, subset=size,
+                      subset_seed=None if size is None else int(options.seed))
+    return balanced(options, "train", int(options.attribute_train_size), "attribute_train")

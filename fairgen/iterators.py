@@ -87,6 +87,7 @@ class GANTrainer(gan.Trainer):
 
     # --- first stages ---------------------------------------------------------------------------------------------
     def setup_stages(self) -> None:
+        self.bias_names = bias_attributes(data_options(self.config))  # what the attribute classifier must predict
         self.ratio_model = self.stage("ratio", RatioClassifier)
         self.attribute_model = self.stage("attr_clf", AttributeClassifier)
         self.reweight = bool(self.options["reweight"])
@@ -106,7 +107,7 @@ class GANTrainer(gan.Trainer):
         if not self.reweight and self.ratio_model is not None:
             warnings.warn("Trainer/reweight is 0: the ratio first stage is loaded but not used")
         if self.attribute_model is not None:
-            missing = set(bias_attributes(data_options(self.config))) - set(self.attribute_model.attributes)
+            missing = set(self.bias_names) - set(self.attribute_model.attributes)
             if missing:
                 raise ValueError(f"the attribute classifier predicts {self.attribute_model.attributes}, not the bias "
                                  f"attributes {sorted(missing)} of this run's Data section")
@@ -134,8 +135,7 @@ class GANTrainer(gan.Trainer):
     def sample_outputs(self, samples: torch.Tensor) -> dict:
         if self.attribute_model is None:
             return {}
-        names = bias_attributes(data_options(self.config))
-        return {"sample_group": self.attribute_model.predict_groups(samples, names)}
+        return {"sample_group": self.attribute_model.predict_groups(samples, self.bias_names)}
 
     def sample_callbacks(self) -> dict[str, Callable]:
         return {"sample_fairness": callbacks.sample_fairness} if self.attribute_model is not None else {}

@@ -22,10 +22,9 @@ from fairkit import gan
 RESNET_DEFAULTS = {"width": 64, "depth": 18, "blocks": None, "head_hidden": []}
 
 
-def build_resnet(options: Mapping, num_outputs: int, config: Mapping) -> ResNet:
-    data = data_options(config)
+def build_resnet(options: Mapping, num_outputs: int, image_size: int) -> ResNet:
     return ResNet(num_outputs=num_outputs, in_channels=3, width=int(options["width"]), depth=int(options["depth"]),
-                  input_size=int(data["image_size"]), blocks=options["blocks"],
+                  input_size=int(image_size), blocks=options["blocks"],
                   head_hidden=tuple(options["head_hidden"]))
 
 
@@ -35,10 +34,11 @@ class AttributeClassifier(nn.Module):
     def __init__(self, config: Mapping):
         super().__init__()
         options = section(config, "Model", {**RESNET_DEFAULTS, "attributes": None})
-        self.attributes = classifier_attributes(config)
-        known = attribute_names(data_options(config)["dataset"])
+        data = data_options(config)
+        self.attributes = classifier_attributes(config, data)
+        known = attribute_names(data.dataset)
         self.columns = [known.index(n) for n in self.attributes]  # columns of the data's ``attributes`` label
-        self.net = build_resnet(options, len(self.attributes), config)
+        self.net = build_resnet(options, len(self.attributes), data.image_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -66,7 +66,7 @@ class RatioClassifier(nn.Module):
     def __init__(self, config: Mapping):
         super().__init__()
         options = section(config, "Model", dict(RESNET_DEFAULTS))
-        self.net = build_resnet(options, 1, config)
+        self.net = build_resnet(options, 1, data_options(config).image_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)

@@ -18,6 +18,7 @@ import torch
 
 from edflow.first_stage import FirstStageError, load_stage
 from edflow.logger import save_image_grid
+from edflow.runs import add_log_root_argument, run_names_under
 from fairgen.data import bias_attributes, data_options
 from fairkit.nets.gan import GAN
 from fairkit.metrics import to_uint8_rgb
@@ -34,26 +35,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true", help="sample the trained generator, not its EMA")
     p.add_argument("--y", type=int, default=None, help="class of a conditional GAN (default 1, the reference set)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"),
-                   help="where run names are looked up (as edflow's --log-root)")
+    add_log_root_argument(p, help="where run names (the run's, and its first stages') are looked up")
     return p
 
 
-def load_gan(project: str, checkpoint: str | None, device: str) -> GAN:
+def load_gan(project: str, checkpoint: str | None, device: str, *, log_root: str) -> GAN:
     spec = {"run": project, **({"checkpoint": checkpoint} if checkpoint else {})}
-    model = load_stage(spec, device)
+    with run_names_under(log_root):
+        model = load_stage(spec, device)
     if not isinstance(model, GAN):
         raise FirstStageError(f"{project!r} is a run of {type(model).__name__}, not of a GAN (fairgen.models.GAN, "
                               f"fairkit.gan.Model)")
     return model
 
 
-def predicted_groups(config: dict, images: torch.Tensor, device: str, batch_size: int) -> np.ndarray | None:
+def predicted_groups(config: dict, images: torch.Tensor, device: str, batch_size: int, *,
+                     log_root: str) -> np.ndarray | None:
     """The attribute classifier stage's predicted bias group per sample, if the run names that stage."""
     stages = config.get("first_stage") or {}
     if "attr_clf" not in stages:
         return None
-    classifier = load_stage(stages["attr_clf"], device)
+    with run_names_under(log_root):
+        classifier = load_stage(stages["attr_clf"], device)
     names = bias_attributes(data_options(config))
     parts = [classifier.predict_groups(images[i:i + batch_size].to(device), names)
              for i in range(0, len(images), batch_size)]
@@ -64,15 +67,14 @@ def main(argv: list[str] | None = None) -> str:
     args = parser().parse_args(argv)
     if args.num < 1:
         raise SystemExit("-n must be at least 1")
-    os.environ["EDFLOW_LOG_ROOT"] = args.log_root  # run names (and the run's first stages) resolve here
     try:
-        model = load_gan(args.project, args.checkpoint, args.device)
+        model = load_gan(args.project, args.checkpoint, args.device, log_root=args.log_root)
     except (FirstStageError, FileNotFoundError) as error:
         raise SystemExit(f"fairgen.sample: error: {error}")
     generator = torch.Generator().manual_seed(args.seed)
     images, latents = model.sample(args.num, args.batch_size, ema=not args.no_ema, generator=generator, y=args.y)
     arrays = {"x": to_uint8_rgb(images).numpy(), "z": latents.numpy().astype(np.float32)}
-    groups = predicted_groups(model.stage_config, images, args.device, args.batch_size)
+    groups = predicted_groups(model.stage_config, images, args.device, args.batch_size, log_root=args.log_root)
     if groups is not None:
         arrays["group"] = groups
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

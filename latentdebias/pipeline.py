@@ -20,10 +20,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import yaml
-
 from edflow.config import load_configs
-from edflow.first_stage import find_run
+from edflow.launch import launch, runner_argv
+from edflow.runs import add_log_root_argument, find_named_run, read_status
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_STAGES = {"standard": ("protected_clf", "gan"), "domdep": ("protected_clf", "gan"),
@@ -41,8 +40,8 @@ class Stage:
     overrides: list[str] = field(default_factory=list)
 
     def argv(self, log_root: str, debug: bool) -> list[str]:
-        return ["-b", *self.configs, "-t", "-n", self.name, "--log-root", log_root, *(["-d"] if debug else []),
-                *self.overrides]
+        """The stage's ``edflow`` command line."""
+        return runner_argv(self.configs, self.overrides, name=self.name, log_root=log_root, debug=debug)
 
 
 class PipelineError(ValueError):
@@ -98,13 +97,10 @@ def plan(dataset: str, cpu: bool = False, variant: str = "standard", targets: li
     return stages
 
 
-def finished_run(name: str, log_root: str) -> str | None:
-    os.environ["EDFLOW_LOG_ROOT"] = log_root
-    found = find_run(name)
-    if not found:
-        return None
-    with open(os.path.join(found, "status.yaml")) as f:
-        return found if (yaml.safe_load(f) or {}).get("status") == "finished" else None
+def finished_run(name: str, *, log_root: str, debug: bool = False) -> str | None:
+    """The newest run of this name (as later stages would chain to it), if it finished."""
+    found = find_named_run(name, log_root=log_root, debug=debug)
+    return found if found and read_status(found).get("status") == "finished" else None
 
 
 @dataclass
@@ -118,19 +114,18 @@ class Timing:
 
 def run_stages(stages: list[Stage], log_root: str, debug: bool = False, skip_finished: bool = False,
                only: list[str] | None = None) -> list[Timing]:
-    """Train the stages one after the other (``only``: just these stage keys); wall and CPU seconds of each."""
-    from edflow.main import run
-
+    """Train the stages one after the other in this process (``only``: just these stage keys); wall and CPU seconds
+    of each. A failing stage raises edflow.launch.LaunchError, naming the stage's run and its log."""
     timings = []
     for stage in stages:
         if only and stage.key not in only:
             continue
-        reused = finished_run(stage.name, log_root) if skip_finished else None
+        reused = finished_run(stage.name, log_root=log_root, debug=debug) if skip_finished else None
         if reused:
             timings.append(Timing(stage, reused, 0.0, 0.0, reused=True))
             continue
         wall, cpu = time.perf_counter(), time.process_time()
-        folder = run(stage.argv(log_root, debug))
+        folder = launch(stage.configs, stage.overrides, name=stage.name, log_root=log_root, debug=debug)
         timings.append(Timing(stage, folder, time.perf_counter() - wall, time.process_time() - cpu))
         print(f"latentdebias.pipeline: {stage.name}: {timings[-1].wall:.1f} s wall, {timings[-1].cpu:.1f} s CPU",
               file=sys.stderr)
@@ -157,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-finished", action="store_true", help="reuse finished runs of the same name")
     p.add_argument("-d", "--debug", action="store_true", help="edflow's debug mode for every stage")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"))
+    add_log_root_argument(p, help="where the stages' run folders go, and earlier stages are found")
     return p
 
 

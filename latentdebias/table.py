@@ -10,12 +10,11 @@ model selection kept (best validation AP, ``train/best.yaml``), else of its last
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from edflow.first_stage import find_run
+from edflow.runs import add_log_root_argument, find_named_run
 from edflow.runs import best_results, results_at, run_config
 from fairkit import report
 from latentdebias.data import data_options
@@ -40,9 +39,8 @@ PAPER_MEANS = {"inconsistently labelled": {"ap": (66.3, 65.2), "deo": (21.5, 16.
                                            "kl": (1.7, 1.3)}}
 
 
-def find_named_run(name: str, log_root: str) -> str:
-    os.environ["EDFLOW_LOG_ROOT"] = log_root
-    run = find_run(name)
+def named_run(name: str, *, log_root: str) -> str:
+    run = find_named_run(name, log_root=log_root)
     if run is None:
         raise FileNotFoundError(f"no run named {name!r} with a checkpoint under {log_root}; run it with "
                                 f"python -m latentdebias.pipeline first")
@@ -106,7 +104,8 @@ def collect(dataset: str, log_root: str, cpu: bool = False, variant: str = "stan
     names = {key: [s.name for s in stages if s.key == key] for key in ("target_clf", "augmented")}
     rows = {}
     for baseline, augmented in zip(names["target_clf"], names["augmented"]):
-        runs = [[find_named_run(seed_name(name, seed), log_root) for seed in seeds] for name in (baseline, augmented)]
+        runs = [[named_run(seed_name(name, seed), log_root=log_root) for seed in seeds]
+                for name in (baseline, augmented)]
         target = data_options(run_config(runs[0][0]))["target"]
         rows[target] = ([run_results(r) for r in runs[0]], [run_results(r) for r in runs[1]])
     return rows
@@ -157,7 +156,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all-celeba-targets", action="store_true", help="the paper's 26 CelebA targets")
     p.add_argument("--seeds", nargs="*", type=int, default=[0],
                    help="training seeds: 0 is the pipeline's run, k > 0 the runs named <run name>_seed<k>")
-    p.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"))
+    add_log_root_argument(p, help="where the pipeline's runs are")
     return p
 
 

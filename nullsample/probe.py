@@ -3,7 +3,7 @@
 The discriminators trained alongside the representation only say what *they* can read at the moment; a logistic
 regression fitted afterwards on frozen codes says whether s is still (linearly) there::
 
-    python -m nullsample.probe <run folder or run name> [--train 2000] [--test 1000] [--split test]
+    python -m nullsample.probe <run folder or run name> [--train 2000] [--test 1000] [--split test] [--log-root logs]
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from edflow.first_stage import load_stage
+from edflow.runs import add_log_root_argument, run_names_under
 from nullsample.data import ColoredMNIST
 
 
@@ -36,10 +37,12 @@ def probe_accuracy(train_codes: np.ndarray, train_s: np.ndarray, test_codes: np.
     return float(model.score(scaler.transform(test_codes), test_s))
 
 
-def probe_run(run: str, n_train: int = 2000, n_test: int = 1000, split: str = "test") -> dict:
+def probe_run(run: str, n_train: int = 2000, n_test: int = 1000, split: str = "test", *, log_root: str) -> dict:
     """Probe accuracy of s and chance (the majority class's share of the probe's test part) for a coloured-MNIST
-    run, on the first ``n_train + n_test`` images of ``split`` generated with the run's own Data settings."""
-    stage = load_stage({"run": run})
+    run (a folder, or a run name under ``log_root``), on the first ``n_train + n_test`` images of ``split``
+    generated with the run's own Data settings."""
+    with run_names_under(log_root):
+        stage = load_stage({"run": run})
     data = ColoredMNIST(split=split, config=stage.stage_config)
     if n_train + n_test > len(data):
         raise ValueError(f"--train {n_train} + --test {n_test} exceeds the {len(data)} images of split {split!r}")
@@ -52,13 +55,14 @@ def probe_run(run: str, n_train: int = 2000, n_test: int = 1000, split: str = "t
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run folder or run name (resolved under EDFLOW_LOG_ROOT) of a cFlow or cVAE")
+    parser.add_argument("run", help="run folder or run name (resolved under --log-root) of a cFlow or cVAE")
     parser.add_argument("--train", type=int, default=2000, help="images the probe is fitted on")
     parser.add_argument("--test", type=int, default=1000, help="images the probe is scored on")
     parser.add_argument("--split", default="test", help="coloured-MNIST split the images come from")
+    add_log_root_argument(parser, help="where a run given by name is looked up")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    result = probe_run(args.run, args.train, args.test, args.split)
+    result = probe_run(args.run, args.train, args.test, args.split, log_root=args.log_root)
     print(f"probe accuracy of s: {result['probe_accuracy']:.3f} (chance {result['chance']:.3f})")
     return result
 

@@ -100,3 +100,17 @@ def test_celeba_split_follows_the_papers_construction(celeba_root):
     batch = fd.fetch_batch(union, np.array([0, 25]))
     assert batch["image"].shape == (2, 3, 32, 32)
     assert batch["reference"].tolist() == [1, 0]
+
+
+def test_data_options_are_parsed_once_into_a_frozen_record():
+    import dataclasses
+
+    options = fd.data_options({"Data": {"dataset": "celeba", "bias_attributes": ["Black_Hair", "Male"],
+                                        "setting": "multi"}, "data_root": "faces"})
+    assert options.bias_attributes == ("Black_Hair", "Male") and options["setting"] == "multi"
+    assert options.data_root == "faces" and options.eval_size == fd.DATA_DEFAULTS["eval_size"]
+    assert fd.bias_attributes(options) == ("Black_Hair", "Male") and fd.num_groups(options) == 4
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.size = 3
+    with pytest.raises(KeyError):
+        options["sise"]
