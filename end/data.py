@@ -17,7 +17,9 @@ training; the colouring spreads each digit's remainder evenly (counts differ by 
 It measures selection on unseen digits, at the cost of 30% fewer training images (126 instead of 180
 bias-conflicting digits at rho 0.997).
 
-Everything is built in memory with whole-array numpy operations (a few seconds for all splits).
+Everything is built in memory with whole-array numpy operations (a few seconds for all splits); the colouring
+pieces are :mod:`fairkit.data.coloured_digits`'s (its palette ``REBIAS_PALETTE``, background colouring and both bias
+assignments), configured here.
 """
 from __future__ import annotations
 
@@ -28,13 +30,12 @@ import numpy as np
 import torch
 
 from edflow.config import section
+from fairkit.data.coloured_digits import (REBIAS_PALETTE, cached_mnist, check_rho, colourise_background,
+                                          even_bias_colours, official_bias_colours, seeded_stream, split_permutation)
 from fairkit.data.images import UInt8ImageDataset
-from fairkit.data.mnist import load_mnist
 
-PALETTE = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [225, 225, 0], [225, 0, 225], [0, 255, 255],
-                    [255, 128, 0], [255, 0, 128], [128, 0, 255], [128, 128, 128]], dtype=np.uint8)
+PALETTE = REBIAS_PALETTE
 NUM_CLASSES = 10
-WHITE = 255
 
 DATA_DEFAULTS = {
     "protocol": "official", # official: train on all training images, validate on 30% of them recoloured; or heldout
@@ -58,48 +59,24 @@ HOLDOUT_STREAM = 0
 SUBSET_STREAM = 5
 
 
-def rng_for(seed: int, stream: int) -> np.random.Generator:
-    """Independent random streams per purpose, so that e.g. changing a subset does not change the colouring."""
-    return np.random.default_rng([int(seed), int(stream)])
-
-
-def check_rho(rho: float) -> float:
-    rho = float(rho)
-    if not 0.0 <= rho <= 1.0:
-        raise ValueError(f"rho={rho} is a share of images and must lie in [0, 1] (the paper uses 0.99 to 0.999)")
-    return rho
-
-
 def assign_colours(digits: np.ndarray, rho: float, rng: np.random.Generator) -> np.ndarray:
-    """Colour index per image: for each digit, int(n * rho) of its images (chosen at random) get the digit's colour
-    and the rest are split evenly (counts differ by at most one) over the other nine colours in random order."""
-    rho = check_rho(rho)
-    digits = np.asarray(digits)
-    colours = np.empty(len(digits), dtype=np.int64)
-    for digit in range(NUM_CLASSES):
-        members = rng.permutation(np.flatnonzero(digits == digit))
-        aligned = int(len(members) * rho + 1e-9)  # int(n * rho) without float round-off (1000 * .997 -> 996.99..)
-        colours[members[:aligned]] = digit
-        others = rng.permutation([c for c in range(NUM_CLASSES) if c != digit])
-        for colour, chunk in zip(others, np.array_split(members[aligned:], len(others))):
-            colours[chunk] = colour
-    return colours
+    """Colour index per image (the ``heldout`` protocol's colouring): for each digit, int(n * rho) of its images
+    get the digit's colour and the rest are split evenly over the other nine colours."""
+    return even_bias_colours(digits, rho=rho, rng=rng, n_colours=NUM_CLASSES)
 
 
-def colourize(images: np.ndarray, colours: np.ndarray) -> np.ndarray:
+def colourise(images: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) grey digits -> uint8 (N, 3, 28, 28): digit pixels (any ink) white, background coloured."""
-    ink = np.asarray(images)[:, None] > 0
-    background = PALETTE[np.asarray(colours)][:, :, None, None]
-    return np.where(ink, np.uint8(WHITE), background).astype(np.uint8)
+    return colourise_background(images, PALETTE[np.asarray(colours)])
 
 
 def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) indices, disjoint, each sorted; round(fraction * n) are held out."""
     if not 0.0 < float(fraction) < 1.0:
         raise ValueError(f"val_fraction={fraction} must lie strictly between 0 and 1")
-    order = rng_for(seed, HOLDOUT_STREAM).permutation(n)
-    n_held = int(round(float(fraction) * n))
-    return np.sort(order[n_held:]), np.sort(order[:n_held])
+    rng = seeded_stream(seed=seed, stream=HOLDOUT_STREAM)
+    held, train = split_permutation(n, first=int(round(float(fraction) * n)), rng=rng, sort=True)
+    return train, held
 
 
 def choose_subset(indices: np.ndarray, subset: int | None, seed: int, stream: int) -> np.ndarray:
@@ -108,45 +85,17 @@ def choose_subset(indices: np.ndarray, subset: int | None, seed: int, stream: in
     if not 0 < int(subset) <= len(indices):
         raise ValueError(f"a subset of {subset} images cannot be drawn from {len(indices)}; set Data/train_subset "
                          f"or Data/eval_subset between 1 and {len(indices)}, or null for all")
-    return np.sort(rng_for(seed, stream).choice(indices, size=int(subset), replace=False))
-
-
-@functools.lru_cache(maxsize=2)
-def mnist_arrays(split: str, root: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST read once per process and shared (read-only) by all splits built from it."""
-    return load_mnist(split, root)
+    return np.sort(seeded_stream(seed=seed, stream=stream).choice(indices, size=int(subset), replace=False))
 
 
 PROTOCOLS = ("official", "heldout")
 OFFICIAL_ORDER = ("train", "validation", "test_biased", "test_unbiased")  # the order colour_mnist.py builds them in
-CONFUSING_COLOURS = NUM_CLASSES - 1
 
 
 def official_colouring(digits: np.ndarray, rho: float, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-    """(order, colours) as ReBias's ``ColourBiasedMNIST`` builds a split: for each digit, a shuffled int(n * rho) of
-    its images keep the digit's colour and the rest goes in chunks of ceil(rest / 9) to the other colours in shuffled
-    order; the images are then grouped by colour and shuffled. ``order`` indexes ``digits``; ``colours`` follows it.
-    ``rng`` is consumed in the official order, so a RandomState seeded as the official code seeds numpy gives its
-    dataset exactly."""
-    rho = check_rho(rho)
-    by_colour: dict[int, list[np.ndarray]] = {colour: [] for colour in range(NUM_CLASSES)}
-    for digit in range(NUM_CLASSES):
-        members = np.flatnonzero(digits == digit)
-        rng.shuffle(members)
-        aligned = int(len(members) * rho)  # plain float arithmetic, as the official code has it
-        per_colour = int(np.ceil((len(members) - aligned) / CONFUSING_COLOURS))
-        by_colour[digit].append(members[:aligned])
-        rest = members[aligned:]
-        chunks = [rest[i:i + per_colour] for i in range(0, len(rest), per_colour)] if per_colour else []
-        others = [colour % NUM_CLASSES for colour in range(digit + 1, digit + 1 + CONFUSING_COLOURS)]
-        rng.shuffle(others)
-        for colour, chunk in zip(others, chunks):
-            by_colour[colour].append(chunk)
-    order = np.concatenate([np.concatenate(by_colour[c]) for c in range(NUM_CLASSES)]).astype(np.int64)
-    colours = np.concatenate([np.full(sum(map(len, by_colour[c])), c) for c in range(NUM_CLASSES)]).astype(np.int64)
-    shuffle = np.arange(len(order))
-    rng.shuffle(shuffle)
-    return order[shuffle], colours[shuffle]
+    """(order, colours) of one split as ReBias's ``ColourBiasedMNIST`` builds it (see
+    :func:`fairkit.data.coloured_digits.official_bias_colours`); ``rng`` consumed in the official order."""
+    return official_bias_colours(digits, rho=rho, rng=rng, n_colours=NUM_CLASSES)
 
 
 @functools.lru_cache(maxsize=4)
@@ -156,7 +105,7 @@ def official_splits(seed: int, rhos: tuple[float, ...], val_fraction: float,
     and validation datasets from one numpy stream, the validation indices after re-seeding, then the test sets."""
     rng = np.random.RandomState(int(seed))
     rho = dict(zip(OFFICIAL_ORDER, rhos))
-    train_digits, test_digits = mnist_arrays("train", root)[1], mnist_arrays("test", root)[1]
+    train_digits, test_digits = cached_mnist("train", root)[1], cached_mnist("test", root)[1]
     splits = {name: official_colouring(train_digits, rho[name], rng) for name in ("train", "validation")}
     positions = list(range(len(train_digits)))
     rng = np.random.RandomState(int(seed))
@@ -203,20 +152,20 @@ def build_biased_mnist(split: str, options: Mapping, rho: float | None = None) -
     mnist_index (where each image comes from in its MNIST split). ``rho`` replaces the split's own (see SPLITS)."""
     mnist_split, _, stream = SPLITS[check_split(split)]
     rho = split_rho(split, options) if rho is None else check_rho(rho)
-    images, digits = mnist_arrays(mnist_split, options["data_root"])
+    images, digits = cached_mnist(mnist_split, options["data_root"])
     if check_protocol(options["protocol"]) == "official":
         rhos = tuple(rho if name == split else split_rho(name, options) for name in OFFICIAL_ORDER)
         indices, colours = official_splits(int(options["seed"]), rhos, float(options["val_fraction"]),
                                            options["data_root"])[split]
         subset = options["train_subset"] if split == "train" else options["eval_subset"]
         keep = choose_subset(np.arange(len(indices)), subset, options["seed"], SUBSET_STREAM * 10 + stream)
-        return {"image": colourize(images[indices[keep]], colours[keep]),
+        return {"image": colourise(images[indices[keep]], colours[keep]),
                 "class": digits[indices[keep]].astype(np.int64), "color": colours[keep],
                 "mnist_index": indices[keep]}
     keep = split_indices(split, len(digits), options)
     digits = digits[keep]
-    colours = assign_colours(digits, rho, rng_for(options["seed"], stream))
-    return {"image": colourize(images[keep], colours), "class": digits.astype(np.int64), "color": colours,
+    colours = assign_colours(digits, rho, seeded_stream(seed=options["seed"], stream=stream))
+    return {"image": colourise(images[keep], colours), "class": digits.astype(np.int64), "color": colours,
             "mnist_index": keep}
 
 

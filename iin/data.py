@@ -24,6 +24,7 @@ from edflow.data.dataset import DatasetMixin
 from edflow.util import retrieve
 from fairkit.data import CIFAR10, MNIST, CelebA, FashionMNIST
 from fairkit.data.cifar import CIFAR10_FOLDER
+from fairkit.data.coloured_digits import colourise, uniform_colours
 from fairkit.data.images import data_root as default_data_root
 
 TEST_PAIRS_SEED = 1  # test pairs, colours and subsets are fixed by this seed
@@ -146,7 +147,8 @@ def random_member(groups: list[np.ndarray], group_of: np.ndarray, generator: tor
 
 
 class ColorfulDigits(DatasetMixin):
-    """MNIST digits coloured with c ~ U[0, 1]^3: image = x * c for x in [-1, 1] (3 x 32 x 32).
+    """MNIST digits coloured with c ~ U[0, 1]^3: image = x * c for x in [-1, 1] (3 x 32 x 32), by
+    :mod:`fairkit.data.coloured_digits`.
 
     Training draws colours (and partners) afresh for every batch from torch's RNG; test colours are fixed by a
     seed. Whole batches come from ``get_batch`` (the runner's fast path).
@@ -166,12 +168,11 @@ class ColorfulDigits(DatasetMixin):
         return len(self.digits)
 
     def draw_colours(self, n: int) -> torch.Tensor:
-        return torch.rand(n, 3, generator=self.generator)
+        return uniform_colours(n, generator=self.generator)
 
     def coloured(self, indices: np.ndarray, colours: torch.Tensor) -> dict:
         batch = self.digits.get_batch(indices)
-        image = batch["image"] * colours[:, :, None, None]
-        return {"image": image.float(), "class": batch["class"], "color": colours.float()}
+        return {"image": colourise(batch["image"], colours), "class": batch["class"], "color": colours.float()}
 
     def single_batch(self, indices: np.ndarray) -> dict:
         colours = self.colours[torch.as_tensor(indices)] if self.fixed else self.draw_colours(len(indices))

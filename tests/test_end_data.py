@@ -4,7 +4,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from end.data import PALETTE, BiasedMNIST, assign_colours, colourize, holdout_split, official_colouring
+from end.data import PALETTE, BiasedMNIST, assign_colours, colourise as colourize, holdout_split, official_colouring
 
 
 def digits_with_counts(counts):

@@ -23,13 +23,15 @@ Examples: ``{"image": float32 (3, size, size) in [-1, 1], "attributes": (2,) int
 ``"reference"`` for the biased/reference builders). Images are kept as grey uint8 digits and
 coloured one batch at a time, so 60k examples take 47 MB.
 
+The colouring is :mod:`fairkit.data.coloured_digits`'s (inks ``GREEN_RED_INKS``, grey digit times ink, padding or
+resizing), configured here.
+
 Pools: ``train`` is MNIST's training split minus a fixed held-out part of :data:`VALIDATION_SIZE` digits, which is
 the ``validation`` pool; ``test`` is MNIST's test split. The hold-out does not depend on ``seed``, so a validation
 set never shares a digit with a training set; sets drawn in one call never share a digit either.
 """
 from __future__ import annotations
 
-import functools
 import os
 from typing import Mapping, Sequence, Union
 
@@ -37,13 +39,12 @@ import numpy as np
 import torch
 
 from edflow.data.dataset import ArrayDataset
-from fairkit.data.images import resize_images
-from fairkit.data.mnist import load_mnist
+from fairkit.data import coloured_digits as cd
 
 ATTRIBUTES = ("colour", "digit_group")
 ATTRIBUTE_VALUES = {"colour": ("green", "red"), "digit_group": ("0-4", "5-9")}
 # RGB ink of green (colour 0) and red (colour 1), in [0, 1]; the background stays black.
-INK_COLOURS = torch.tensor([[0.1, 0.9, 0.2], [1.0, 0.15, 0.1]])
+INK_COLOURS = cd.GREEN_RED_INKS
 # Group proportions of the biased set. Single-attribute settings: value 0 is the majority (CelebA: female).
 # multi: groups 2 * a0 + a1 in the paper's CelebA (black hair, male) training split: 26216, 24878, 3784, 5122 of 60000.
 BIAS_SETTINGS = {"90_10": (0.9, 0.1), "80_20": (0.8, 0.2), "multi": (0.437, 0.415, 0.063, 0.085)}
@@ -67,11 +68,6 @@ def attributes_of(digits: np.ndarray, colours: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(colours), np.asarray(digits) >= 5], axis=1).astype(np.int64)
 
 
-@functools.lru_cache(maxsize=4)
-def _mnist_split(split: str, root: str | None) -> tuple[np.ndarray, np.ndarray]:
-    return load_mnist(split, root)
-
-
 def load_pool(pool: str, root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grey digits uint8 (N, 28, 28), their digit labels int64 (N,) and their indices in MNIST's split (N,) of
     one pool (see the module's docstring)."""
@@ -79,11 +75,12 @@ def load_pool(pool: str, root: str | os.PathLike | None = None) -> tuple[np.ndar
         raise ValueError(f"pool/split {pool!r} is not one of {POOLS}")
     root = None if root is None else str(root)
     if pool == "test":
-        images, digits = _mnist_split("test", root)
+        images, digits = cd.cached_mnist("test", root)
         return images, digits, np.arange(len(digits))
-    images, digits = _mnist_split("train", root)
-    order = np.random.default_rng(POOL_SEED).permutation(len(digits))
-    chosen = np.sort(order[:VALIDATION_SIZE] if pool == "validation" else order[VALIDATION_SIZE:])
+    images, digits = cd.cached_mnist("train", root)
+    validation, train = cd.split_permutation(len(digits), first=VALIDATION_SIZE,
+                                             rng=np.random.default_rng(POOL_SEED), sort=True)
+    chosen = validation if pool == "validation" else train
     return images[chosen], digits[chosen], chosen
 
 
@@ -149,16 +146,9 @@ def colourise(grey: torch.Tensor, colours: torch.Tensor, size: int = PAD_SIZE,
     """Grey uint8 digits (B, 28, 28) drawn in their colours on black: float32 (B, 3, size, size) in [-1, 1].
     ``size`` 32 pads 2 px per side (strokes stay sharp); other sizes resize bilinearly. ``red_share`` (B,) mixes
     each ink between green (0) and red (1) instead of taking the colour's own ink."""
-    ink = grey.float().unsqueeze(1) / 255.0
-    ink = resize_images(ink, size, "pad" if size >= ink.shape[-1] and (size - ink.shape[-1]) % 2 == 0
-                        else "bilinear")
-    palette = INK_COLOURS.to(ink.device)
-    if red_share is None:
-        rgb = palette[colours.long()]
-    else:
-        u = red_share.to(ink.device, torch.float32)[:, None]
-        rgb = (1.0 - u) * palette[0] + u * palette[1]
-    return ink * rgb[:, :, None, None] * 2.0 - 1.0
+    inks = INK_COLOURS.to(grey.device)
+    rgb = inks[colours.long()] if red_share is None else cd.mix_inks(red_share, inks=inks)
+    return cd.colourise(grey.float() / 255.0, rgb, size=size) * 2.0 - 1.0
 
 
 class AttributeMNIST(ArrayDataset):
