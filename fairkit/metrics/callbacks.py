@@ -15,8 +15,10 @@ The FID callback compares generated images in ``data_out`` (``samples``, ``recon
 cached statistics of ``data_in``'s images::
 
     fid:
-      extractor: classifier | inception
-      inception_weights: path/to/weights-inception-2015-12-05-6726825d.pth
+      extractor: classifier | inception     # a name in the extractor registry (default classifier)
+      run: mnist_fidnet                     # classifier: the trained classifier run whose features(x) are used
+      inception_weights: weights/weights-inception-2015-12-05-6726825d.pth   # inception: the local weights file
+      extractor_kwargs: {}                  # further keyword arguments of the registered factory
       keys: [samples, reconstructions]      # default: whichever of the two data_out has
       batch_size: 64
       cache_dir: ~/.cache/fairkit/fid_stats
