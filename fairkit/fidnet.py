@@ -1,5 +1,6 @@
 """The feature-extractor stage for data without Inception weights: a small classifier whose penultimate
-features serve FID (``fid: {extractor: classifier, run: mnist_fidnet}``) and whose test accuracy is reported."""
+features serve FID (``fid: {extractor: classifier, run: mnist_fidnet}``, built by
+:func:`fairkit.metrics.configured_extractor`) and whose test accuracy is reported."""
 from __future__ import annotations
 
 import numpy as np
@@ -41,12 +42,3 @@ class Trainer(ClassifierTrainer):
 def accuracy(root, data_in, data_out, config) -> dict:
     return {"accuracy": float(np.mean(data_out.labels["pred"] == data_out.labels["label"]))}
 
-
-def load_extractor(run: str, device: str = "cpu") -> torch.nn.Module:
-    """A trained fidnet (or any classifier run with ``features``) as a frozen feature extractor."""
-    from edflow.first_stage import load_stage
-
-    model = load_stage({"run": run}, device)
-    if not callable(getattr(model, "features", None)):
-        raise TypeError(f"the model of run {run!r} has no features(x) method, so it cannot serve FID")
-    return model

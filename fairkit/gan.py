@@ -17,10 +17,9 @@ import torch
 
 from edflow import TemplateIterator
 from edflow.config import section
-from edflow.first_stage import load_stage
 from edflow.logger import save_image_grid
 from edflow.runner_keys import runner_value
-from fairkit.metrics import make_fid_callback
+from fairkit.metrics import configured_extractor, make_fid_callback
 from fairkit.metrics.callbacks import fid_preflight
 from fairkit.nets.gan import GAN, d_hinge_loss, g_hinge_loss
 
@@ -116,7 +115,7 @@ class Trainer(TemplateIterator):
         if settings.get("extractor", "classifier") != "classifier":
             return None
         if settings.get("run"):
-            return load_stage({"run": settings["run"]}, str(self.device))
+            return configured_extractor(settings, device=self.device)
         return self.fid_classifier()
 
     def fid_classifier(self):

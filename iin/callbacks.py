@@ -27,7 +27,7 @@ import yaml
 from edflow.config import section
 from edflow.first_stage import load_stage, resolve_run
 from edflow.logger import save_image_grid
-from fairkit.metrics import ClassifierExtractor, build_extractor, dataset_cache_key, make_fid_callback
+from fairkit.metrics import configured_extractor, dataset_cache_key, make_fid_callback
 from fairkit.metrics.callbacks import write_results
 from fairkit.nets import ConvNet
 
@@ -37,7 +37,6 @@ GRID_SIZE = 64
 SWAP_GRID_SIZE = 8
 SWAP_EVAL_DEFAULTS = {"n_pairs": 1000, "probe_steps": 600, "probe_subset": 20000, "probe_batch_size": 64,
                       "probe_lr": 1e-3, "seed": 0}
-_extractors: dict = {}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,20 +80,6 @@ def check_fid_classifier(config: Mapping) -> None:
         resolve_run(str(settings["run"]))
 
 
-def feature_extractor(settings: Mapping, device):
-    """The FID feature extractor the settings name, built once per process."""
-    name = settings["extractor"]
-    key = (name, str(settings.get("run")), str(settings.get("inception_weights")), str(device))
-    if key not in _extractors:
-        if name == "classifier":
-            _extractors[key] = ClassifierExtractor(load_stage({"run": settings["run"]}, str(device)))
-        elif name == "inception":
-            _extractors[key] = build_extractor("inception", weights_path=settings["inception_weights"]).to(device)
-        else:
-            _extractors[key] = build_extractor(name, **(settings.get("extractor_kwargs") or {})).to(device)
-    return _extractors[key]
-
-
 class FirstImages:
     """The images of a dataset (the first image of each pair for pair datasets), batched for FID."""
 
@@ -130,7 +115,9 @@ def fid_callback(root, data_in, data_out, config, device="cpu") -> dict:
     settings.setdefault("reference_key", f"{dataset_cache_key(data_in)}-{shape}")
     settings["keys"] = keys
     settings["device"] = str(settings.get("device") or device)  # fid/device, else the run's device
-    compute = make_fid_callback(feature_extractor(settings, settings["device"]))
+    # fairkit's extractor for the section (one cache for every method); runs load through this module's load_stage,
+    # which tests replace with a stand-in classifier
+    compute = make_fid_callback(configured_extractor(settings, device=settings["device"], load=load_stage))
     return compute(root, FirstImages(data_in), data_out, {**config, "fid": settings})
 
 

@@ -9,9 +9,11 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 
 from edflow.data.dataset import ArrayDataset, ExampleDataset
 from fairkit.metrics import (ClassifierExtractor, FeatureExtractor, FrechetStats, InceptionExtractor,
-                             build_extractor, compute_stats, dataset_cache_key, extract_features, fid,
+                             compute_stats, dataset_cache_key, extract_features, fid,
                              fid_from_features, frechet_distance, kid, make_fid_callback, reference_stats,
-                             register_extractor, to_uint8_rgb)
+                             to_uint8_rgb)
+from fairkit.metrics import create_feature_extractor as build_extractor
+from fairkit.metrics import register_feature_extractor as register_extractor
 
 
 def random_features(n, d, seed, shift=0.0, scale=1.0):

@@ -1,9 +1,11 @@
 """Metrics shared by the methods: streaming FID/KID over pluggable feature extractors, fairness metrics, and both
 as edflow evaluation callbacks."""
-from fairkit.metrics.callbacks import (METRICS, fairness_callback, fid_callback, make_fid_callback, metric_callback,
-                                       output_arrays, write_results)
-from fairkit.metrics.extractors import (ClassifierExtractor, FeatureExtractor, InceptionExtractor, as_extractor,
-                                        available_extractors, build_extractor, register_extractor, to_uint8_rgb,
+from fairkit.metrics.callbacks import (METRICS, configured_extractor, fairness_callback, fid_callback,
+                                       make_fid_callback, metric_callback, output_arrays, write_results)
+from fairkit.metrics.extractors import (ClassifierExtractor, FeatureExtractor, InceptionExtractor,
+                                        UnknownFeatureExtractor, as_extractor, available_feature_extractors,
+                                        cached_feature_extractor, clear_feature_extractor_cache,
+                                        create_feature_extractor, register_feature_extractor, to_uint8_rgb,
                                         weights_fingerprint)
 from fairkit.metrics.fairness import (accuracy, accuracy_per_group, attribute_distribution, average_precision,
                                       bias_amplification, bootstrap, demographic_parity_difference, deo,
@@ -20,8 +22,9 @@ __all__ = [
     "FrechetStats", "frechet_distance", "fid", "fid_from_features", "kid", "compute_stats", "extract_features",
     "reference_stats", "dataset_cache_key", "iterate_images",
     # feature extractors
-    "FeatureExtractor", "InceptionExtractor", "ClassifierExtractor", "register_extractor", "build_extractor",
-    "available_extractors", "as_extractor", "to_uint8_rgb", "weights_fingerprint",
+    "FeatureExtractor", "InceptionExtractor", "ClassifierExtractor", "register_feature_extractor",
+    "create_feature_extractor", "available_feature_extractors", "UnknownFeatureExtractor", "cached_feature_extractor",
+    "clear_feature_extractor_cache", "configured_extractor", "as_extractor", "to_uint8_rgb", "weights_fingerprint",
     # fairness
     "accuracy", "accuracy_per_group", "positive_rate_per_group", "true_positive_rate_per_group",
     "true_negative_rate_per_group", "demographic_parity_difference", "tpr_difference", "tnr_difference",

@@ -15,8 +15,10 @@ The FID callback compares generated images in ``data_out`` (``samples``, ``recon
 cached statistics of ``data_in``'s images::
 
     fid:
-      extractor: classifier | inception
-      inception_weights: path/to/weights-inception-2015-12-05-6726825d.pth
+      extractor: classifier | inception     # a name in the extractor registry (default classifier)
+      run: mnist_fidnet                     # classifier: the trained classifier run whose features(x) are used
+      inception_weights: weights/weights-inception-2015-12-05-6726825d.pth   # inception: the local weights file
+      extractor_kwargs: {}                  # further keyword arguments of the registered factory
       keys: [samples, reconstructions]      # default: whichever of the two data_out has
       batch_size: 64
       cache_dir: ~/.cache/fairkit/fid_stats
@@ -33,16 +35,19 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import yaml
 
 from edflow.device import resolve_device
-from edflow.first_stage import FirstStageError, load_stage, resolve_run
+from edflow.first_stage import FirstStageError, load_stage, log_roots, resolve_run
 from edflow.util import retrieve
 from fairkit.metrics import fairness
-from fairkit.metrics.extractors import INCEPTION_WEIGHTS_SOURCE, FeatureExtractor, as_extractor, build_extractor
+from fairkit.metrics.extractors import (INCEPTION_WEIGHTS_SOURCE, FeatureExtractor, UnknownFeatureExtractor,
+                                        as_extractor, cached_feature_extractor)
+# The registry's builder under this module's name, which tests replace to check the device handling without a network.
+from fairkit.metrics.extractors import create_feature_extractor as build_extractor
 from fairkit.metrics.fid import compute_stats, fid, reference_stats
 
 logger = logging.getLogger(__name__)
@@ -210,25 +215,40 @@ f1_callback = metric_callback("f1")
 fairness_discrepancy_callback = metric_callback("fairness_discrepancy")
 
 
-def _resolve_extractor(settings: dict, given, built: dict) -> FeatureExtractor:
-    if given is not None:
-        return given
+def extractor_options(settings: Mapping) -> dict:
+    """The keyword arguments of the registry's factory for the extractor a ``fid`` section names (not ``classifier``,
+    which is loaded from ``fid/run``): ``fid/inception_weights`` for ``inception``, then ``fid/extractor_kwargs``."""
     name = settings.get("extractor", "classifier")
+    options = {"weights_path": settings.get("inception_weights")} if name == "inception" else {}
+    options.update(settings.get("extractor_kwargs") or {})
+    return options
+
+
+def configured_extractor(settings: Mapping, *, device="cpu", load: Callable | None = None) -> FeatureExtractor:
+    """The feature extractor a ``fid`` section names (``extractor``, default ``classifier``), on ``device``, built
+    once per process and shared by every method (the registry's cache).
+
+    ``classifier`` is the classifier run ``fid/run``, loaded by ``load`` (default edflow's ``load_stage``); other
+    names are built by the registry with :func:`extractor_options`.
+    """
+    name = settings.get("extractor", "classifier")
+    device = str(device)
     if name == "classifier":
         if not settings.get("run"):
             raise ValueError("fid/extractor is 'classifier' but no classifier was given: set fid/run to a trained "
                              "classifier run (e.g. fid: {extractor: classifier, run: mnist_fidnet}, trained with "
                              "edflow -b configs/mnist_fidnet.yaml -t), or set fid/extractor: inception")
-        key = ("classifier", str(settings["run"]))
-        if key not in built:
-            built[key] = as_extractor(load_stage({"run": settings["run"]}, settings.get("device", "cpu")))
-        return built[key]
-    options = {"weights_path": settings.get("inception_weights")} if name == "inception" else {}
-    options.update(settings.get("extractor_kwargs") or {})
-    cache_key = (name, repr(sorted(options.items())), settings.get("device", "cpu"))
-    if cache_key not in built:
-        built[cache_key] = build_extractor(name, **options).to(settings.get("device", "cpu"))
-    return built[cache_key]
+        run, load = str(settings["run"]), load or load_stage
+        # a run name means the newest such run under the log root, so the root (and the working directory, for
+        # relative paths) belong to the key
+        key = ("classifier", os.path.abspath(run), tuple(os.path.abspath(root) for root in log_roots()), device, load)
+        return cached_feature_extractor(key, lambda: build_extractor("classifier", model=load({"run": run}, device)))
+    options = extractor_options(settings)
+    key = (name, repr(sorted(options.items())), device)
+    try:
+        return cached_feature_extractor(key, lambda: build_extractor(name, **options).to(device))
+    except UnknownFeatureExtractor as error:
+        raise UnknownFeatureExtractor(f"fid/extractor: {error}") from None
 
 
 def fid_preflight(config) -> list[str]:
@@ -256,16 +276,16 @@ def make_fid_callback(extractor=None, keys=None, name: str = "fid") -> Callable:
     """An eval callback giving ``fid_<key>`` for generated images in data_out against data_in's images.
 
     ``extractor``: a FeatureExtractor, or a classifier (module with ``features(x)``, or a callable images ->
-    features); None builds the one named in ``fid/extractor`` (once, then reused).
+    features); None uses the one named in ``fid/extractor`` (:func:`configured_extractor`).
     """
     given = None if extractor is None else as_extractor(extractor)
-    built: dict = {}
 
     def fid_callback(root, data_in, data_out, config) -> dict:
         settings = _section(config, "fid")
         # the extractor runs where the run runs, unless fid/device names another device
         settings["device"] = resolve_device(settings.get("device") or (config or {}).get("device") or "auto")
-        feature_extractor = _resolve_extractor(settings, given, built)
+        feature_extractor = given if given is not None else configured_extractor(settings,
+                                                                                  device=settings["device"])
         output_keys = list(keys or settings.get("keys") or [k for k in GENERATED_KEYS if k in data_out.labels])
         missing = [k for k in output_keys if k not in data_out.labels]
         if not output_keys or missing:

@@ -1,4 +1,8 @@
-"""Feature extractors for FID/KID: a name -> factory registry and the two built-in extractors.
+"""Feature extractors for FID/KID: the one name -> factory registry, the one cache of built extractors, and the
+two built-in extractors (``classifier``, ``inception``).
+
+The registry mirrors torch-fidelity's: ``register_feature_extractor(name, cls)`` and
+``create_feature_extractor(name, **kwargs)``. Config files name an entry under ``fid/extractor``.
 
 Every extractor maps images, float (B, C, H, W) in [-1, 1], to features (B, D), and has a ``name`` and a
 ``fingerprint()`` (a digest of its weights) so that cached reference statistics are tied to the exact network.
@@ -7,41 +11,82 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Callable
+from typing import Callable, Hashable
 
 import torch
 from torch import nn
 
-_EXTRACTORS: dict[str, Callable[..., "FeatureExtractor"]] = {}
+from edflow.config import nearest
+
+_REGISTRY: dict[str, Callable[..., "FeatureExtractor"]] = {}
+# Built extractors by key, shared by every method in the process: a network (or the Inception weights) is read once.
+_BUILT: dict[Hashable, "FeatureExtractor"] = {}
 
 INCEPTION_WEIGHTS_KEY = "fid/inception_weights"
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_SOURCE = (
     "torch-fidelity's Inception-v3 weights (pt_inception-2015-12-05), the file "
-    "weights-inception-2015-12-05-6726825d.pth from "
-    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+    f"{INCEPTION_WEIGHTS_FILE} from "
+    f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS_FILE}"
 )
 
 
-def register_extractor(name: str):
-    """Decorator: ``@register_extractor("mine")`` on a class or factory makes ``build_extractor("mine", ...)`` work."""
+class UnknownFeatureExtractor(KeyError):
+    """A name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+def register_feature_extractor(name: str, cls_or_factory: Callable[..., "FeatureExtractor"] | None = None):
+    """Register ``cls_or_factory`` (a FeatureExtractor class, or a function returning one) under ``name``.
+
+    ``register_feature_extractor("mine", Mine)`` registers directly; ``@register_feature_extractor("mine")`` on a
+    class or function does the same as a decorator. Registering the same object twice is allowed (a module that is
+    imported again); another object under a taken name is an error.
+    """
+    if not isinstance(name, str) or not name or name.strip() != name or os.sep in name or "/" in name:
+        raise ValueError(f"a feature extractor name must be a non-empty string without surrounding spaces or "
+                         f"slashes (it becomes part of cache file names), got {name!r}")
 
     def register(factory):
-        if name in _EXTRACTORS and _EXTRACTORS[name] is not factory:
-            raise ValueError(f"a feature extractor named {name!r} is already registered ({_EXTRACTORS[name]!r})")
-        _EXTRACTORS[name] = factory
+        if not callable(factory):
+            raise TypeError(f"feature extractor {name!r} must be a class or function, got {factory!r}")
+        if name in _REGISTRY and _REGISTRY[name] is not factory:
+            raise ValueError(f"a feature extractor named {name!r} is already registered ({_REGISTRY[name]!r}); "
+                             f"pick another name")
+        _REGISTRY[name] = factory
         return factory
 
-    return register
+    return register if cls_or_factory is None else register(cls_or_factory)
 
 
-def build_extractor(name: str, **kwargs) -> "FeatureExtractor":
-    if name not in _EXTRACTORS:
-        raise KeyError(f"unknown feature extractor {name!r}; registered: {sorted(_EXTRACTORS)}")
-    return _EXTRACTORS[name](**kwargs)
+def create_feature_extractor(name: str, **kwargs) -> "FeatureExtractor":
+    """A new extractor from the factory registered as ``name``, called with ``kwargs``."""
+    if name not in _REGISTRY:
+        suggestion = nearest(str(name), _REGISTRY)
+        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+        raise UnknownFeatureExtractor(f"unknown feature extractor {name!r}{hint}; registered: "
+                                      f"{available_feature_extractors()}; add one with "
+                                      f"register_feature_extractor(name, cls)")
+    return _REGISTRY[name](**kwargs)
 
 
-def available_extractors() -> list[str]:
-    return sorted(_EXTRACTORS)
+def available_feature_extractors() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def cached_feature_extractor(key: Hashable, build: Callable[[], "FeatureExtractor"]) -> "FeatureExtractor":
+    """The extractor ``build()`` gave the first time ``key`` was asked for; ``build`` runs only on a miss (a failed
+    build caches nothing). The key must name everything the build depends on (name, options, device)."""
+    if key not in _BUILT:
+        _BUILT[key] = build()
+    return _BUILT[key]
+
+
+def clear_feature_extractor_cache() -> None:
+    """Forget every built extractor (their memory is freed once no callback holds them)."""
+    _BUILT.clear()
 
 
 def weights_fingerprint(module: nn.Module) -> str:
@@ -86,7 +131,7 @@ def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
     return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
 
 
-@register_extractor("inception")
+@register_feature_extractor("inception")
 class InceptionExtractor(FeatureExtractor):
     """torch-fidelity's Inception-v3 (the TF-compatible FID network), 2048-d pool features, from a local file."""
 
@@ -107,14 +152,16 @@ class InceptionExtractor(FeatureExtractor):
 
 
 def check_inception_weights(weights_path) -> str:
-    """The path of a readable, code-free weights file, or an error that says how to get one."""
+    """The path of a readable, code-free weights file, or an error that says how to get one and where to put it."""
+    put_it = (f"download {INCEPTION_WEIGHTS_SOURCE}, put it at weights/{INCEPTION_WEIGHTS_FILE} (relative to where "
+              f"edflow runs; any path works) and set the config key {INCEPTION_WEIGHTS_KEY} to that path")
     if not weights_path:
-        raise FileNotFoundError(f"the inception feature extractor needs a local weights file: set the config key "
-                                f"{INCEPTION_WEIGHTS_KEY} to a copy of {INCEPTION_WEIGHTS_SOURCE}")
+        raise FileNotFoundError(f"the inception feature extractor needs a local weights file, but "
+                                f"{INCEPTION_WEIGHTS_KEY} is not set: {put_it}")
     if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"Inception weights not found at {str(weights_path)!r} (config key "
-                                f"{INCEPTION_WEIGHTS_KEY}); download {INCEPTION_WEIGHTS_SOURCE} and point "
-                                f"{INCEPTION_WEIGHTS_KEY} at it, or use `fid: {{extractor: classifier}}`")
+                                f"{INCEPTION_WEIGHTS_KEY}; {os.path.abspath(weights_path)}): {put_it}; or use "
+                                f"`fid: {{extractor: classifier, run: <classifier run>}}`")
     try:
         # torch-fidelity loads the file with weights_only=False; refuse anything that is not plain tensors first.
         torch.load(weights_path, map_location="cpu", weights_only=True)
@@ -124,7 +171,7 @@ def check_inception_weights(weights_path) -> str:
     return str(weights_path)
 
 
-@register_extractor("classifier")
+@register_feature_extractor("classifier")
 class ClassifierExtractor(FeatureExtractor):
     """Penultimate features of a classifier trained in this project: ``model.features(x)`` on [-1, 1] images.
 
@@ -137,8 +184,8 @@ class ClassifierExtractor(FeatureExtractor):
     def __init__(self, model, fingerprint: str | None = None):
         super().__init__()
         if model is None:
-            raise ValueError("the classifier feature extractor needs a model: pass build_extractor('classifier', "
-                             "model=<module with a features(x) method>)")
+            raise ValueError("the classifier feature extractor needs a model: pass create_feature_extractor("
+                             "'classifier', model=<module with a features(x) method>)")
         if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             model = model.module  # the wrapper hides features()
         has_features = callable(getattr(model, "features", None))

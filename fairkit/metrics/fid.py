@@ -18,14 +18,10 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from fairkit.metrics.extractors import (ClassifierExtractor, FeatureExtractor, InceptionExtractor, as_extractor,
-                                        available_extractors, build_extractor, module_device, register_extractor,
-                                        to_uint8_rgb, weights_fingerprint)
+from fairkit.metrics.extractors import as_extractor, module_device
 
 __all__ = ["FrechetStats", "frechet_distance", "fid", "fid_from_features", "kid", "compute_stats",
-           "extract_features", "reference_stats", "dataset_cache_key", "iterate_images", "register_extractor",
-           "build_extractor", "available_extractors", "FeatureExtractor", "InceptionExtractor",
-           "ClassifierExtractor", "as_extractor", "to_uint8_rgb", "weights_fingerprint"]
+           "extract_features", "reference_stats", "dataset_cache_key", "iterate_images"]
 
 
 def _as_float64_tensor(features) -> torch.Tensor:
