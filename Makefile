@@ -48,7 +48,7 @@ official-check: setup
 	@$(PY) -m pytest -q tests/official
 
 demo: setup
-	$(PY) -m end.demo
+	$(PY) -m end.scripts.demo
 
 bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -4,7 +4,7 @@
     python benchmarks/latentdebias_stages.py --scale cpu --log-root /tmp/latentdebias_runs
     python benchmarks/latentdebias_stages.py --scale cpu --stages synthetic augmented   # earlier stages must exist
 
-The stages run in this process, one after the other, through :mod:`latentdebias.pipeline` (first stages found by
+The stages run in this process, one after the other, through :mod:`latentdebias.scripts.pipeline` (first stages found by
 run name in the log root). ``--variant domdep|inversion`` times the extensions' synthetic and augmented stages.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from latentdebias.pipeline import format_timings, plan, run_stages  # noqa: E402
+from latentdebias.scripts.pipeline import format_timings, plan, run_stages  # noqa: E402
 
 
 def warm_up() -> None:

@@ -5,5 +5,5 @@
 - :mod:`end.models`: SimpleConvNet built from a config.
 - :mod:`end.iterators`: the trainer (cross-entropy + alpha R_perp + beta R_par).
 - :mod:`end.callbacks`: accuracy and per-colour accuracy after every epoch.
-- ``python -m end.demo``: vanilla against EnD at CPU scale; ``python -m end.sweep``: alpha/beta/seed grids.
+- ``python -m end.scripts.demo``: vanilla against EnD at CPU scale; ``python -m end.scripts.sweep``: alpha/beta/seed grids.
 """

@@ -10,7 +10,7 @@
   KL(g0 || g1) over all scores on one common range, this project's earlier KL, kept to compare with old results.
   Both: 50 bins, Gaussian smoothing sigma 1 (``kl_bins``, ``kl_sigma``).
 
-Results are fractions (AP 0.663, not 66.3); :mod:`latentdebias.table` prints them in the paper's units.
+Results are fractions (AP 0.663, not 66.3); :mod:`latentdebias.scripts.table` prints them in the paper's units.
 """
 from __future__ import annotations
 

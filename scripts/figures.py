@@ -1,13 +1,13 @@
 """Every figure under results/ from the records committed there, with no training: ``make figures``
 (``python -m scripts.figures [--results results]``).
 
-- results/nullsample/accuracy_vs_hgr.png from variants.csv (``nullsample.figures``);
-- results/fairgen/fairness_discrepancy.png and red_share.png from trajectories.csv and final.csv (``fairgen.figures``);
-- results/latentdebias/deo_pairs.png from seeds_cpu.csv (``latentdebias.figures``);
+- results/nullsample/accuracy_vs_hgr.png from variants.csv (``nullsample.scripts.figures``);
+- results/fairgen/fairness_discrepancy.png and red_share.png from trajectories.csv and final.csv (``fairgen.scripts.figures``);
+- results/latentdebias/deo_pairs.png from seeds_cpu.csv (``latentdebias.scripts.figures``);
 - results/iin/samples.png, swap_color.png and swap_digit.png from the model weights and configs there, on
-  ColorfulMNIST test digits (``iin.figures``; MNIST must be installed);
+  ColorfulMNIST test digits (``iin.scripts.figures``; MNIST must be installed);
 - for every EnD study folder under results/end that holds <run>/epochs.csv: its curves.png and table.md
-  (``python -m end.curves report <study>``); none is an empty loop, not an error.
+  (``python -m end.scripts.curves report <study>``); none is an empty loop, not an error.
 """
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ import argparse
 import glob
 import os
 
-from end import curves
-from fairgen import figures as fairgen_figures
-from iin import figures as iin_figures
-from latentdebias import figures as latentdebias_figures
-from nullsample import figures as nullsample_figures
+from end.scripts import curves
+from fairgen.scripts import figures as fairgen_figures
+from iin.scripts import figures as iin_figures
+from latentdebias.scripts import figures as latentdebias_figures
+from nullsample.scripts import figures as nullsample_figures
 
 
 def end_studies(results: str) -> list[str]:
-    """Folders under ``results``/end holding <run>/epochs.csv (the layout ``end.curves export`` writes)."""
+    """Folders under ``results``/end holding <run>/epochs.csv (the layout ``end.scripts.curves export`` writes)."""
     found = glob.glob(os.path.join(results, "end", "**", "epochs.csv"), recursive=True)
     return sorted({os.path.dirname(os.path.dirname(path)) for path in found})
 

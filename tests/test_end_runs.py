@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from edflow.main import run
-from end.demo import results_table
-from end.curves import best_row, export, read_record, report
-from end.sweep import Setting, main as sweep_main, mean_std, summarise, top_runs, weight_pairs
+from end.scripts.demo import results_table
+from end.scripts.curves import best_row, export, read_record, report
+from end.scripts.sweep import Setting, main as sweep_main, mean_std, summarise, top_runs, weight_pairs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from edflow.main import build_config, build_iterator, parser, run
-from fairgen import sample
+from fairgen.scripts import sample
 from fairgen.data import fetch_batch
 
 def train(config_name: str, *overrides: str) -> str:

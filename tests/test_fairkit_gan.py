@@ -31,7 +31,7 @@ def test_fairgen_gan_checkpoint_loads_into_the_fairkit_model_strictly():
 
 
 def test_latentdebias_imports_no_other_method():
-    code = ("import sys, latentdebias.iterators, latentdebias.table, latentdebias.pipeline; "
+    code = ("import sys, latentdebias.iterators, latentdebias.scripts.table, latentdebias.scripts.pipeline; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'fairgen', 'end', 'iin', 'nullsample'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

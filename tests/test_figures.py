@@ -78,7 +78,7 @@ def test_missing_records_name_the_file(tmp_path):
 
 
 def test_latentdebias_pairs_need_known_panels(tmp_path):
-    from latentdebias import figures as latentdebias_figures
+    from latentdebias.scripts import figures as latentdebias_figures
 
     (tmp_path / "seeds_cpu.csv").write_text("seed,split,metric,baseline,augmented\n0,test,ap,90,91\n")
     with pytest.raises(ValueError, match="without a label"):

@@ -1,4 +1,4 @@
-"""iin.figures: records exported from a run (model weights only, float16, relative paths) redraw the callbacks' grids.
+"""iin.scripts.figures: records exported from a run (model weights only, float16, relative paths) redraw the callbacks' grids.
 Tiny models and a fake MNIST written here, so neither the committed weights nor real MNIST are needed."""
 import os
 
@@ -12,7 +12,7 @@ from edflow import checkpoint as ckpt
 from fairkit.data.errors import DatasetNotFoundError
 from fairkit.data.fixtures import write_mnist_idx
 from iin import callbacks
-from iin import figures
+from iin.scripts import figures
 from iin.iterators.base import noise_generator
 from iin.iterators.iin import FrozenStages
 from iin.models.ae import Model

@@ -69,7 +69,7 @@ def test_augmented_run_is_scored_with_the_paper_metrics(chain):
 
 def test_pipeline_chains_one_classifier_synthetic_and_augmented_run_per_target(tmp_path):
     from edflow.main import build_config, parser
-    from latentdebias.pipeline import plan
+    from latentdebias.scripts.pipeline import plan
 
     stages = plan("celeba", targets=["Smiling", "Bangs"])
     assert [s.key for s in stages] == ["protected_clf", "gan"] + ["target_clf", "synthetic", "augmented"] * 2
@@ -91,7 +91,7 @@ def test_pipeline_chains_one_classifier_synthetic_and_augmented_run_per_target(t
 
 def test_pipeline_cpu_refuses_a_dataset_without_cpu_overlays(capsys):
     """CelebA has no configs/cpu/ overlays: --cpu must stop before any stage instead of running the paper configs."""
-    from latentdebias import pipeline
+    from latentdebias.scripts import pipeline
 
     with pytest.raises(pipeline.PipelineError, match="no CPU-scale overlay configs/cpu/celeba_latentdebias_"):
         pipeline.plan("celeba", cpu=True)

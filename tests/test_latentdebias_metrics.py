@@ -145,7 +145,7 @@ def test_classifier_labels_at_its_f1_threshold():
 
 
 def test_results_table_cells_in_the_papers_units():
-    from latentdebias.table import category_means, format_cell
+    from latentdebias.scripts.table import category_means, format_cell
 
     run = {"test/deo": 0.2, "test/deo_median": 0.21, "test/deo_low": 0.18, "test/deo_high": 0.25, "test/kl": 0.5}
     assert format_cell([run], "test", "deo") == "21.0 [18.0, 25.0]"

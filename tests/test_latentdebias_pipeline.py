@@ -1,11 +1,11 @@
-"""latentdebias.pipeline runs its stages through edflow.launch, in this process; shown on the toy problem of
+"""latentdebias.scripts.pipeline runs its stages through edflow.launch, in this process; shown on the toy problem of
 tests/toy.py (the real chain runs in test_latentdebias_configs.py)."""
 import os
 
 import pytest
 
 from edflow.launch import LaunchError
-from latentdebias.pipeline import Stage, format_timings, run_stages
+from latentdebias.scripts.pipeline import Stage, format_timings, run_stages
 
 from toy import TOY
 

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from nullsample.models import CVAE, CFlow
-from nullsample.probe import null_codes, probe_accuracy
+from nullsample.scripts.probe import null_codes, probe_accuracy
 
 
 def tiny_flow():

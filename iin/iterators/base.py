@@ -81,7 +81,7 @@ class Iterator(TemplateIterator):
 
 
 def noise_generator(*, seed: int, first_index: int, device="cpu") -> torch.Generator:
-    """The generator of an evaluation batch's sample noise (also what iin.figures redraws samples.png with)."""
+    """The generator of an evaluation batch's sample noise (also what iin.scripts.figures redraws samples.png with)."""
     generator = torch.Generator(device)
     generator.manual_seed(seed * 1_000_003 + first_index)
     return generator

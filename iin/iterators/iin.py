@@ -18,7 +18,7 @@ from iin.iterators.base import Iterator
 class Stages:
     """A frozen first stage and the transformer on its codes (attributes ``first_stage``, ``model``, ``device``):
     codes, decoding and the images made from them. The trainers mix it in; ``FrozenStages`` holds loaded weights
-    (iin.figures), so the grids are drawn by the same code in a run and from committed weights."""
+    (iin.scripts.figures), so the grids are drawn by the same code in a run and from committed weights."""
 
     @property
     def can_decode(self) -> bool:

@@ -1,7 +1,7 @@
 """Per-epoch records of Biased-MNIST runs, kept small enough to commit, and the figure and table made from them.
 
-    python -m end.curves export logs/<run> [logs/<run> ...] --out results/end/<study>   # copy the records
-    python -m end.curves report results/end/<study>                                    # curves.png, table.md
+    python -m end.scripts.curves export logs/<run> [logs/<run> ...] --out results/end/<study>   # copy the records
+    python -m end.scripts.curves report results/end/<study>                                    # curves.png, table.md
 
 ``export`` writes, per run, ``<study>/<run name>/``: ``epochs.csv`` (one row per evaluated epoch: learning rate,
 validation, biased and unbiased test accuracy), the resolved ``config.yaml`` and model selection's ``best.yaml``.
@@ -19,7 +19,7 @@ import shutil
 import yaml
 
 from edflow.runs import run_config, scalar_series
-from end.runs import PAPER_UNBIASED
+from end.scripts.runs import PAPER_UNBIASED
 
 COLUMNS = {"validation": "validation/accuracy", "biased": "test_biased/accuracy",
            "unbiased": "test_unbiased/accuracy", "lr": "train/lr"}
@@ -135,7 +135,7 @@ def figure(records: list[dict], path: str) -> None:
 def report(study: str) -> tuple[str, str]:
     records = records_in(study)
     if not records:
-        raise SystemExit(f"{study} holds no <run>/epochs.csv; make them with `python -m end.curves export`")
+        raise SystemExit(f"{study} holds no <run>/epochs.csv; make them with `python -m end.scripts.curves export`")
     figure(records, os.path.join(study, "curves.png"))
     text = table(records)
     with open(os.path.join(study, "table.md"), "w") as f:

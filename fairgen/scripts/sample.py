@@ -1,6 +1,6 @@
 """Draw N images from a trained fairgen GAN run::
 
-    python -m fairgen.sample -p logs/<run> -n 10000 --out samples.npz
+    python -m fairgen.scripts.sample -p logs/<run> -n 10000 --out samples.npz
 
 writes ``samples.npz`` with ``x`` (uint8 (N, 3, H, W)), ``z`` (the latents, float32 (N, dim_z)) and, when the run
 has an attribute classifier stage, ``group`` (its predicted bias group per sample), plus a PNG grid of the first
@@ -25,7 +25,7 @@ from fairkit.metrics import to_uint8_rgb
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fairgen.sample", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m fairgen.scripts.sample", description=__doc__.split("\n\n")[0])
     p.add_argument("-p", "--project", required=True, help="the GAN's run folder (or its name under the log root)")
     p.add_argument("-n", "--num", type=int, default=10000, help="number of samples")
     p.add_argument("--out", default="samples.npz", help="output .npz (a .png grid is written beside it)")
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> str:
     try:
         model = load_gan(args.project, args.checkpoint, args.device, log_root=args.log_root)
     except (FirstStageError, FileNotFoundError) as error:
-        raise SystemExit(f"fairgen.sample: error: {error}")
+        raise SystemExit(f"fairgen.scripts.sample: error: {error}")
     generator = torch.Generator().manual_seed(args.seed)
     images, latents = model.sample(args.num, args.batch_size, ema=not args.no_ema, generator=generator, y=args.y)
     arrays = {"x": to_uint8_rgb(images).numpy(), "z": latents.numpy().astype(np.float32)}
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> str:
     np.savez(args.out, **arrays)
     grid = os.path.splitext(args.out)[0] + ".png"
     save_image_grid(images[:64], grid)
-    print(f"fairgen.sample: {args.num} samples -> {args.out} (grid: {grid})", file=sys.stderr)
+    print(f"fairgen.scripts.sample: {args.num} samples -> {args.out} (grid: {grid})", file=sys.stderr)
     return args.out
 
 

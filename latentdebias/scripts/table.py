@@ -1,10 +1,10 @@
 """The paper's results table from finished runs: baseline vs augmented target classifier, per target attribute and
 per attribute category, AP / DEO / BA (in %) and KL as bootstrap medians with 95% intervals::
 
-    python -m latentdebias.table --dataset attrmnist --cpu --log-root /tmp/latentdebias_runs
-    python -m latentdebias.table --dataset celeba --targets Smiling Bangs ... --log-root logs
+    python -m latentdebias.scripts.table --dataset attrmnist --cpu --log-root /tmp/latentdebias_runs
+    python -m latentdebias.scripts.table --dataset celeba --targets Smiling Bangs ... --log-root logs
 
-Runs are found by name as :mod:`latentdebias.pipeline` names them; each run's numbers are those of the step its
+Runs are found by name as :mod:`latentdebias.scripts.pipeline` names them; each run's numbers are those of the step its
 model selection kept (best validation AP, ``train/best.yaml``), else of its last evaluation.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from edflow.runs import add_log_root_argument, find_named_run
 from edflow.runs import best_results, results_at, run_config
 from fairkit import report
 from latentdebias.data import data_options
-from latentdebias.pipeline import VARIANT_SUFFIX, PipelineError, plan
+from latentdebias.scripts.pipeline import VARIANT_SUFFIX, PipelineError, plan
 
 METRICS = ("ap", "deo", "ba", "kl")
 PERCENT = {"ap": 100.0, "deo": 100.0, "ba": 100.0, "kl": 1.0}  # the paper's units
@@ -43,7 +43,7 @@ def named_run(name: str, *, log_root: str) -> str:
     run = find_named_run(name, log_root=log_root)
     if run is None:
         raise FileNotFoundError(f"no run named {name!r} with a checkpoint under {log_root}; run it with "
-                                f"python -m latentdebias.pipeline first")
+                                f"python -m latentdebias.scripts.pipeline first")
     return run
 
 
@@ -148,7 +148,7 @@ def splits_of(rows: Rows) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m latentdebias.table", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m latentdebias.scripts.table", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="attrmnist", choices=("attrmnist", "celeba"))
     p.add_argument("--cpu", action="store_true", help="the CPU-scale runs (configs/cpu/ overlays)")
     p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))

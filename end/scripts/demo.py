@@ -4,8 +4,8 @@ unbiased test accuracy at the best validation epoch of each.
 Both runs go through the edflow runner with the configs configs/bmnist_{vanilla,end}.yaml + configs/cpu/..., side
 by side with one thread each (on 2 cores that is faster than one after the other with two threads each).
 
-    python -m end.demo                       # about 5 minutes on 2 idle cores
-    python -m end.demo --jobs 1 num_epochs=2 # one after the other; extra arguments are config overrides
+    python -m end.scripts.demo                       # about 5 minutes on 2 idle cores
+    python -m end.scripts.demo --jobs 1 num_epochs=2 # one after the other; extra arguments are config overrides
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import os
 import time
 
 from edflow.runs import add_log_root_argument
-from end.runs import PAPER_UNBIASED, RunSpec, best_results, result_images, run_all
+from end.scripts.runs import PAPER_UNBIASED, RunSpec, best_results, result_images, run_all
 
 LABELS = {"vanilla": "vanilla", "end": "EnD"}
 

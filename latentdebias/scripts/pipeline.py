@@ -1,8 +1,8 @@
 """Run the chain of latent de-biasing stages in order, per target attribute, and time each stage::
 
-    python -m latentdebias.pipeline --dataset attrmnist --cpu --log-root /tmp/latentdebias_runs
-    python -m latentdebias.pipeline --dataset celeba --targets Smiling Bangs --skip-finished
-    python -m latentdebias.pipeline --dataset attrmnist --cpu --variant domdep --stages synthetic augmented
+    python -m latentdebias.scripts.pipeline --dataset attrmnist --cpu --log-root /tmp/latentdebias_runs
+    python -m latentdebias.scripts.pipeline --dataset celeba --targets Smiling Bangs --skip-finished
+    python -m latentdebias.scripts.pipeline --dataset attrmnist --cpu --variant domdep --stages synthetic augmented
 
 Stages and their configs (``configs/<dataset>_latentdebias_<stage>.yaml``, plus ``configs/cpu/`` with ``--cpu``,
 which only the attrmnist stand-in has: ``--dataset celeba --cpu`` is refused):
@@ -24,7 +24,7 @@ from edflow.config import load_configs
 from edflow.launch import launch, runner_argv
 from edflow.runs import add_log_root_argument, find_named_run, read_status
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_STAGES = {"standard": ("protected_clf", "gan"), "domdep": ("protected_clf", "gan"),
                  "inversion": ("protected_clf", "gan"), "multi": ("protected_clf", "young_clf", "gan")}
 PER_TARGET_STAGES = ("target_clf", "synthetic", "augmented")
@@ -127,7 +127,7 @@ def run_stages(stages: list[Stage], log_root: str, debug: bool = False, skip_fin
         wall, cpu = time.perf_counter(), time.process_time()
         folder = launch(stage.configs, stage.overrides, name=stage.name, log_root=log_root, debug=debug)
         timings.append(Timing(stage, folder, time.perf_counter() - wall, time.process_time() - cpu))
-        print(f"latentdebias.pipeline: {stage.name}: {timings[-1].wall:.1f} s wall, {timings[-1].cpu:.1f} s CPU",
+        print(f"latentdebias.scripts.pipeline: {stage.name}: {timings[-1].wall:.1f} s wall, {timings[-1].cpu:.1f} s CPU",
               file=sys.stderr)
     return timings
 
@@ -143,7 +143,7 @@ def format_timings(timings: list[Timing]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m latentdebias.pipeline", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m latentdebias.scripts.pipeline", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="attrmnist", choices=("attrmnist", "celeba"))
     p.add_argument("--cpu", action="store_true", help="add the configs/cpu/ overlays (attrmnist only: celeba has none)")
     p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))

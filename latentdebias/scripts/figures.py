@@ -1,9 +1,9 @@
 """Baseline against augmented classifier, seed by seed, from the committed records of the CPU-scale table.
 
-    python -m latentdebias.figures [--records results/latentdebias] [--out results/latentdebias]
+    python -m latentdebias.scripts.figures [--records results/latentdebias] [--out results/latentdebias]
 
 reads ``seeds_cpu.csv`` (one row per training seed, split and metric: the bootstrap medians, in %, that
-``python -m latentdebias.table --seeds 0 1 2 3 4`` printed for the baseline and the augmented target classifier)
+``python -m latentdebias.scripts.table --seeds 0 1 2 3 4`` printed for the baseline and the augmented target classifier)
 and writes ``deo_pairs.png``: one panel per (split, metric), a line from baseline to augmented for every seed and
 the mean over seeds as a bar. Run by ``make figures``.
 """
@@ -25,7 +25,7 @@ def figure(rows: list[dict], path: str) -> str:
     panels = [key for key in LABELS if any((r["split"], r["metric"]) == key for r in rows)]
     unknown = sorted({(r["split"], r["metric"]) for r in rows} - set(LABELS))
     if unknown:
-        raise ValueError(f"seeds_cpu.csv: (split, metric) without a label in latentdebias.figures.LABELS: {unknown}")
+        raise ValueError(f"seeds_cpu.csv: (split, metric) without a label in latentdebias.scripts.figures.LABELS: {unknown}")
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.9), squeeze=False)
     for ax, key in zip(axes[0], panels):

@@ -1,6 +1,6 @@
 """Fairness discrepancy and red share per GAN iteration, from the committed records of the CPU-scale table.
 
-    python -m fairgen.figures [--records results/fairgen] [--out results/fairgen]
+    python -m fairgen.scripts.figures [--records results/fairgen] [--out results/fairgen]
 
 reads ``trajectories.csv`` (every evaluation: perc, method, step, L2 discrepancy, red share; two decimals, as the
 runs' report printed them) and ``final.csv`` (the last step, with the target of each method's training
@@ -54,7 +54,7 @@ def make_figures(*, records: str = RECORDS, out: str = OUT) -> list[str]:
                          required=("perc", "method", *(key for _, key in QUANTITIES.values())))
     unknown = sorted({r["method"] for r in trajectories} - set(COLOURS))
     if unknown:
-        raise ValueError(f"trajectories.csv: methods without a colour in fairgen.figures.COLOURS: {unknown}")
+        raise ValueError(f"trajectories.csv: methods without a colour in fairgen.scripts.figures.COLOURS: {unknown}")
     return [figure(trajectories, final, "l2_discrepancy", os.path.join(out, "fairness_discrepancy.png")),
             figure(trajectories, final, "red_share", os.path.join(out, "red_share.png"))]
 

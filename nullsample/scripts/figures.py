@@ -1,6 +1,6 @@
 """Downstream accuracy against HGR for every measured null-sampling variant, from the committed records.
 
-    python -m nullsample.figures [--records results/nullsample/variants.csv] [--out results/nullsample]
+    python -m nullsample.scripts.figures [--records results/nullsample/variants.csv] [--out results/nullsample]
 
 writes ``accuracy_vs_hgr.png``: one point per row of the records (colour: representation, marker: sigma), the
 paper's numbers as stars and the aim (accuracy >= 0.8 with HGR <= 0.2) shaded. Run by ``make figures``.

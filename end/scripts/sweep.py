@@ -1,15 +1,15 @@
 """A sweep over rho, alpha, beta and seeds on Biased MNIST, reported as the paper reports it: for every rho, the
 (alpha, beta) with the best mean validation accuracy over seeds, and the mean and std of its test accuracies.
 
-    python -m end.sweep --rho 0.997 0.99 --seeds 0 1 2 --alpha 0.1 1 --beta 0.1 1 --vanilla
-    python -m end.sweep ... --random 6         # 6 (alpha, beta) pairs drawn log-uniformly in the given ranges
-    python -m end.sweep ... --paper            # paper scale (no CPU overlay); extra arguments are overrides
+    python -m end.scripts.sweep --rho 0.997 0.99 --seeds 0 1 2 --alpha 0.1 1 --beta 0.1 1 --vanilla
+    python -m end.scripts.sweep ... --random 6         # 6 (alpha, beta) pairs drawn log-uniformly in the given ranges
+    python -m end.scripts.sweep ... --paper            # paper scale (no CPU overlay); extra arguments are overrides
 
 The paper's reporting (EnD's README and results.py): a random search of 20 or more (alpha, beta) drawn uniformly in
 [0, 1], one seed each, then the mean ± std (population std, as its results.py) of the 3 runs with the best validation
 accuracy:
 
-    python -m end.sweep --paper --rho 0.997 --seeds 0 --alpha 0 1 --beta 0 1 --random 20 --top 3 --vanilla
+    python -m end.scripts.sweep --paper --rho 0.997 --seeds 0 --alpha 0 1 --beta 0 1 --random 20 --top 3 --vanilla
 
 Every finished run is appended to <out>/runs.jsonl; running the same command again skips those runs, so an
 interrupted sweep continues where it stopped. Tables: <out>/results.md and <out>/results.csv.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edflow.runs import add_log_root_argument
-from end.runs import PAPER_UNBIASED, RunSpec, best_results, run_all
+from end.scripts.runs import PAPER_UNBIASED, RunSpec, best_results, run_all
 from fairkit import report
 
 @dataclass(frozen=True)

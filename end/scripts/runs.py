@@ -1,5 +1,5 @@
 """Biased-MNIST runs of the edflow runner (launched by :mod:`edflow.launch`, in subprocesses) and their results at
-the best validation epoch; shared by ``end.demo`` and ``end.sweep``."""
+the best validation epoch; shared by ``end.scripts.demo`` and ``end.scripts.sweep``."""
 from __future__ import annotations
 
 import glob
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from edflow.launch import Launch, launch_all
 from edflow.runs import best_record
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 METHODS = ("vanilla", "end")
 METRICS = {"validation": "validation/accuracy", "biased": "test_biased/accuracy",
            "unbiased": "test_unbiased/accuracy"}

@@ -3,7 +3,7 @@
 The discriminators trained alongside the representation only say what *they* can read at the moment; a logistic
 regression fitted afterwards on frozen codes says whether s is still (linearly) there::
 
-    python -m nullsample.probe <run folder or run name> [--train 2000] [--test 1000] [--split test] [--log-root logs]
+    python -m nullsample.scripts.probe <run folder or run name> [--train 2000] [--test 1000] [--split test] [--log-root logs]
 """
 from __future__ import annotations
 

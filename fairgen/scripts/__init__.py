@@ -1,0 +1,1 @@
+"""Experiment scripts of fairgen (command lines: `python -m fairgen.scripts.<name>`), apart from the library modules."""

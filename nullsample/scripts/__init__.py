@@ -1,0 +1,1 @@
+"""Experiment scripts of nullsample (command lines: `python -m nullsample.scripts.<name>`), apart from the library modules."""
