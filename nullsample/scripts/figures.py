@@ -43,8 +43,11 @@ def figure(rows: list[dict], path: str) -> str:
     for row in (r for r in rows if r.get("pipeline") == "nifr"):  # runs on nifr's data pipeline stand out
         ax.scatter([float(row["hgr"])], [float(row["accuracy"])], s=70, marker="s", facecolors="none",
                    edgecolors="tab:red", linewidths=1.2)
-        ax.annotate(f"nifr's data ({row['steps']} steps)", (float(row["hgr"]), float(row["accuracy"])),
-                    textcoords="offset points", xytext=(-6, -12), ha="right", fontsize=7, color="tab:red")
+        label = f"nifr's data ({row['steps']} steps)" if row["steps"] else "nifr's data"
+        left = float(row["hgr"]) < 0.3  # near the left edge the label goes to the right of its point
+        ax.annotate(label, (float(row["hgr"]), float(row["accuracy"])), textcoords="offset points",
+                    xytext=(8, -10) if left else (-6, -12), ha="left" if left else "right", fontsize=7,
+                    color="tab:red")
     best = max((r for r in rows if r["model"] == "cflow"), key=lambda r: float(r["accuracy"]))
     ax.annotate(f"best cFlow ({best['steps']} steps)", (float(best["hgr"]), float(best["accuracy"])),
                 textcoords="offset points", xytext=(-6, 8), ha="right", fontsize=7)
