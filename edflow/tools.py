@@ -14,8 +14,8 @@ from edflow.config import ConfigError, dump_yaml
 from edflow.first_stage import DEBUG_ENV_VAR, FirstStageError
 from edflow.lock import RunLock
 from edflow.main import build_config, build_iterator, seed_everything, start_checkpoint
-from edflow.report import format_number, markdown_table
 from edflow.runs import eval_results, find_runs, last_metrics, read_status, results_at
+from edflow.tables import format_number, markdown_table
 from edflow.util import get_obj_from_str
 
 # --- edeval ------------------------------------------------------------------------------------------------------
