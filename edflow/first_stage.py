@@ -5,11 +5,18 @@ Accepted forms::
     first_stage: {run: logs/<folder> | logs/<folder>/configs/train_<ts>.yaml | <run name>, checkpoint: <path> | best}
     first_stage: {checkpoint: <path>, model: iin.models.ae.Model, subconfig: {...} | <yaml path>}   # original IIN form
     first_stage: {classifier: {run: ...}, gan: {run: ...}}                                          # several named stages
+
+A run named by run name is looked up under a log root, and under its debug_runs/ as well for debug runs. Every
+function that looks runs up takes the keywords ``log_root=`` and ``debug=``. Given none, it uses those of the run in
+progress (the runner wraps each run in :func:`looking_up_runs`, so that method code inside a run, e.g. a callback
+that names a classifier run, resolves names where the run's ``--log-root`` says), and outside a run the command
+line's default, :func:`default_log_root`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import torch
 
@@ -45,39 +52,62 @@ def latest_config_path(run: str) -> str:
     return os.path.join(folder, configs[-1])
 
 
-DEBUG_ENV_VAR = "EDFLOW_DEBUG"  # set to 1 by `edflow -d`: debug runs then chain to debug runs as well
+LOG_ROOT_ENV_VAR = "EDFLOW_LOG_ROOT"
 
 
-def log_roots(debug: bool | None = None) -> list[str]:
+def default_log_root() -> str:
+    """The default of the command lines' ``--log-root``: $EDFLOW_LOG_ROOT, else ``logs``. The variable is read only
+    as such a default; the runner hands the log root on explicitly and never sets the variable."""
+    return os.environ.get(LOG_ROOT_ENV_VAR, "logs")
+
+
+_runs_in_progress: list[tuple[str, bool]] = []  # (log root, debug) of the runs in progress, innermost last
+
+
+@contextlib.contextmanager
+def looking_up_runs(*, log_root: str, debug: bool = False) -> Iterator[None]:
+    """Within: lookups given no ``log_root=``/``debug=`` use these (the runner wraps each run in it)."""
+    _runs_in_progress.append((str(log_root), bool(debug)))
+    try:
+        yield
+    finally:
+        _runs_in_progress.pop()
+
+
+def log_roots(debug: bool | None = None, *, log_root: str | None = None) -> list[str]:
     """Where runs named by run name are looked for: the log root, and its debug_runs/ only for -d runs (so a smoke
     run never becomes a real run's first stage)."""
-    root = os.environ.get("EDFLOW_LOG_ROOT", "logs")
-    debug = os.environ.get(DEBUG_ENV_VAR) == "1" if debug is None else debug
+    current_root, current_debug = _runs_in_progress[-1] if _runs_in_progress else (None, False)
+    root = log_root if log_root is not None else current_root if current_root is not None else default_log_root()
+    debug = current_debug if debug is None else debug
     return [root, os.path.join(root, "debug_runs")] if debug else [root]
 
 
-def find_run(name: str, debug: bool | None = None) -> str | None:
+def find_run(name: str, debug: bool | None = None, *, log_root: str | None = None) -> str | None:
     """The newest run folder named ``<timestamp>_<name>`` with a checkpoint under the log root (and under its
     debug_runs/ in -d runs)."""
-    candidates = [os.path.join(root, folder) for root in log_roots(debug) if os.path.isdir(root)
+    candidates = [os.path.join(root, folder) for root in log_roots(debug, log_root=log_root) if os.path.isdir(root)
                   for folder in os.listdir(root) if folder.endswith(f"_{name}") and folder[:4].isdigit()]
     candidates = [c for c in candidates if ckpt.latest_checkpoint(os.path.join(c, "train", "checkpoints"))]
     return max(candidates, key=os.path.basename) if candidates else None
 
 
-def resolve_run(given: str) -> str:
+def resolve_run(given: str, *, log_root: str | None = None, debug: bool | None = None) -> str:
+    """``given`` if it is a path, else the run of that name under the log root."""
     if os.path.exists(given):
         return given
     if os.sep not in given:
-        found = find_run(given)
+        found = find_run(given, debug, log_root=log_root)
         if found:
             return found
+    roots = log_roots(debug, log_root=log_root)
     ignored = ""
-    if os.sep not in given and len(log_roots()) == 1 and find_run(given, debug=True):
-        ignored = f" (a debug run {find_run(given, debug=True)} exists; debug runs are chained only in -d runs)"
+    if os.sep not in given and len(roots) == 1 and find_run(given, debug=True, log_root=log_root):
+        ignored = (f" (a debug run {find_run(given, debug=True, log_root=log_root)} exists; debug runs are chained "
+                   f"only in -d runs)")
     raise FirstStageError(
         f"first_stage run {given!r} was not found (neither a folder nor the name of a run with a checkpoint under "
-        f"{' or '.join(os.path.abspath(root) for root in log_roots())}){ignored}. "
+        f"{' or '.join(os.path.abspath(root) for root in roots)}){ignored}. "
         f"Train that stage first: `{train_command(given)}`, or set first_stage.run=logs/<its folder>.")
 
 
@@ -101,10 +131,10 @@ def stage_checkpoint(run: str, given: str | None) -> str | None:
     return given or ckpt.latest_checkpoint(folder)
 
 
-def resolve_stage(spec: Mapping) -> tuple[dict, str]:
+def resolve_stage(spec: Mapping, *, log_root: str | None = None, debug: bool | None = None) -> tuple[dict, str]:
     """The stage's config and checkpoint path, with errors that say what is missing."""
     if "run" in spec:
-        given = resolve_run(str(spec["run"]))
+        given = resolve_run(str(spec["run"]), log_root=log_root, debug=debug)
         run = run_folder_of(given)
         config_path = given if os.path.isfile(given) else latest_config_path(run)
         config = load_yaml(config_path)
@@ -143,9 +173,10 @@ def state_mismatch(model: torch.nn.Module, state: Mapping) -> str | None:
     return f"the checkpoint holds {unexpected[0]!r}, which the model does not have" if unexpected else None
 
 
-def load_stage(spec: Mapping, device: str = "cpu") -> torch.nn.Module:
+def load_stage(spec: Mapping, device: str = "cpu", *, log_root: str | None = None,
+               debug: bool | None = None) -> torch.nn.Module:
     """Build the stage's model from its own config, load its weights and freeze it."""
-    config, checkpoint = resolve_stage(spec)
+    config, checkpoint = resolve_stage(spec, log_root=log_root, debug=debug)
     model = get_obj_from_str(config["model"])(config)
     state = ckpt.model_state_dict(ckpt.load(checkpoint))
     try:
@@ -164,16 +195,17 @@ def load_stage(spec: Mapping, device: str = "cpu") -> torch.nn.Module:
     return model
 
 
-def load_first_stages(spec: Mapping | None, device: str = "cpu"):
+def load_first_stages(spec: Mapping | None, device: str = "cpu", *, log_root: str | None = None,
+                      debug: bool | None = None):
     """None, one frozen model, or a dict of named frozen models, as the section describes."""
     if not spec:
         return None
     if not isinstance(spec, Mapping):
         raise ConfigError(f"first_stage must be a mapping, got {spec!r}")
     if is_single_stage(spec):
-        return load_stage(spec, device)
+        return load_stage(spec, device, log_root=log_root, debug=debug)
     for name, sub in spec.items():
         if not isinstance(sub, Mapping):
             raise ConfigError(f"first_stage/{name} must be a mapping such as {{run: logs/<folder>}}, got {sub!r}; "
                               f"a single stage takes the keys {sorted(STAGE_KEYS)}")
-    return {name: load_stage(sub, device) for name, sub in spec.items()}
+    return {name: load_stage(sub, device, log_root=log_root, debug=debug) for name, sub in spec.items()}

@@ -25,7 +25,8 @@ from edflow.config import (ConfigError, apply_overrides, check_runner_keys, deep
                            load_yaml, parse_overrides, unknown_key_message, with_defaults)
 from edflow.data.dataset import DataError
 from edflow.device import resolve_device
-from edflow.first_stage import DEBUG_ENV_VAR, FirstStageError, latest_config_path, load_first_stages, run_folder_of
+from edflow.first_stage import (FirstStageError, default_log_root, latest_config_path, load_first_stages, looking_up_runs,
+                                run_folder_of)
 from edflow.iterators.template_iterator import EvaluationError
 from edflow.lock import RunLock
 from edflow.preflight import preflight, record_stages, stage_line, summary
@@ -57,7 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--debug", action="store_true", help="a handful of steps, logs under logs/debug_runs/")
     p.add_argument("--check", action="store_true",
                    help="only the preflight: check the device, datasets, weights files and first stages, then exit")
-    p.add_argument("--log-root", default=os.environ.get("EDFLOW_LOG_ROOT", "logs"), help="where run folders go")
+    p.add_argument("--log-root", default=default_log_root(),
+                   help="where run folders go, and where first stages named by run name are looked up "
+                        "(default: $EDFLOW_LOG_ROOT, else logs)")
     return p
 
 
@@ -156,14 +159,16 @@ def instantiate_dataset(spec, config: Mapping, where: str = "dataset"):
     return cls(**params)
 
 
-def build_iterator(config: dict, root: str, train: bool, datasets: dict | None = None):
-    """The iterator with its model, first stages and datasets (those not given are built here)."""
+def build_iterator(config: dict, root: str, train: bool, datasets: dict | None = None, *, log_root: str | None = None,
+                   debug: bool | None = None):
+    """The iterator with its model, first stages and datasets (those not given are built here); first stages named
+    by run name are looked up under ``log_root`` (see :mod:`edflow.first_stage` for the default)."""
     config["device"] = resolve_device(runner_value(config, "device"))  # callbacks read the concrete device
     datasets = dict(datasets or {})
     for split, spec in (config.get("datasets") or {}).items():
         if spec and (train or split != "train") and split not in datasets:
             datasets[split] = instantiate_dataset(spec, config, f"datasets/{split}")
-    first_stage = load_first_stages(config.get("first_stage"), config["device"])
+    first_stage = load_first_stages(config.get("first_stage"), config["device"], log_root=log_root, debug=debug)
     model = get_obj_from_str(config["model"])(config)
     iterator_cls = get_obj_from_str(config["iterator"])
     compat.prepare_config(config, iterator_cls, datasets, train)
@@ -194,11 +199,17 @@ def run(argv: list[str] | None = None) -> str | None:
 
 def _run(argv: list[str], log: console.ConsoleLog) -> str | None:
     args, overrides = parser().parse_known_args(argv)
-    os.environ["EDFLOW_LOG_ROOT"] = args.log_root  # first stages named by run name are looked up here
-    os.environ[DEBUG_ENV_VAR] = "1" if args.debug else "0"  # ... and under debug_runs/ only in -d runs
+    # First stages named by run name are looked up under the log root (and under debug_runs/ only in -d runs); also
+    # by method code that the run calls without passing the log root (datasets, callbacks).
+    with looking_up_runs(log_root=args.log_root, debug=args.debug):
+        return _run_parsed(args, overrides, argv, log)
+
+
+def _run_parsed(args, overrides: list[str], argv: list[str], log: console.ConsoleLog) -> str | None:
     config, existing = build_config(args, overrides)
     seed_everything(int(runner_value(config, "seed")))  # before the datasets are built: some draw from the RNGs
-    report = preflight(config, build_dataset=instantiate_dataset, train=args.train or args.check)
+    report = preflight(config, build_dataset=instantiate_dataset, train=args.train or args.check,
+                       log_root=args.log_root, debug=args.debug)
     report.raise_if_problems()  # before any run folder exists
     config["device"] = dist.init_from_environment(resolve_device(config["device"]))
     if args.check:
@@ -216,7 +227,8 @@ def _run(argv: list[str], log: console.ConsoleLog) -> str | None:
             config_path = os.path.join(root, "configs", f"{'train' if args.train else 'eval'}_{stamp}.yaml")
             if dist.is_main_process():
                 dump_yaml(config, config_path)
-            iterator = build_iterator(config, root, train=args.train, datasets=report.datasets)
+            iterator = build_iterator(config, root, train=args.train, datasets=report.datasets,
+                                      log_root=args.log_root, debug=args.debug)
             if dist.is_main_process():
                 dump_yaml(config, config_path)  # with what building it filled in (edflow 0.4 style: num_steps)
             checkpoint = start_checkpoint(args, iterator)

@@ -66,7 +66,8 @@ def stage_specs(spec) -> list[tuple[str | None, Mapping]]:
     return [(name, sub) for name, sub in spec.items()]
 
 
-def check_stages(config: Mapping, report: Preflight) -> None:
+def check_stages(config: Mapping, report: Preflight, *, log_root: str | None = None,
+                 debug: bool | None = None) -> None:
     try:
         specs = stage_specs(config.get("first_stage"))
     except ConfigError as error:
@@ -78,11 +79,13 @@ def check_stages(config: Mapping, report: Preflight) -> None:
             report.problems.append(f"{where} must be a mapping such as {{run: <run name>}}, got {spec!r}")
             continue
         try:
-            _, checkpoint = resolve_stage(spec)
+            _, checkpoint = resolve_stage(spec, log_root=log_root, debug=debug)
             problem = ckpt.damage(checkpoint)
             if problem:
                 raise FirstStageError(f"checkpoint {checkpoint} cannot be used: {problem}")
-            run = run_folder_of(resolve_run(str(spec["run"]))) if "run" in spec else None
+            run = None
+            if "run" in spec:
+                run = run_folder_of(resolve_run(str(spec["run"]), log_root=log_root, debug=debug))
             report.stages.append(Stage(name, run, checkpoint))
         except (FirstStageError, ConfigError) as error:
             report.problems.append(f"{where}: {error}")
@@ -137,13 +140,15 @@ def check_datasets(config: Mapping, report: Preflight, build: Callable, train: b
     report.problems.extend(f"{', '.join(splits)}: {message}" for message, splits in failed.items())
 
 
-def preflight(config: Mapping, *, build_dataset: Callable | None = None, train: bool = True) -> Preflight:
-    """Everything the run needs, checked; ``report.problems`` lists what is missing (empty when all is there)."""
+def preflight(config: Mapping, *, build_dataset: Callable | None = None, train: bool = True,
+              log_root: str | None = None, debug: bool | None = None) -> Preflight:
+    """Everything the run needs, checked; ``report.problems`` lists what is missing (empty when all is there).
+    ``log_root``, ``debug``: where first stages named by run name are looked up (see :mod:`edflow.first_stage`)."""
     report = Preflight()
     problem = device_problem(runner_value(config, "device"))
     if problem:
         report.problems.append(problem)
-    check_stages(config, report)
+    check_stages(config, report, log_root=log_root, debug=debug)
     check_hooks(config, report)
     check_files(config, report)
     if build_dataset is not None:

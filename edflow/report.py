@@ -17,10 +17,9 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from edflow.config import flatten_keys
 from edflow.runs import best_results, experiment_of, find_runs, results_at, run_config, scalar_series
+from edflow.tables import format_mean_std, format_number, markdown_table, mean_std
 from edflow.util import retrieve
 
 # Keys that may differ between the runs of one experiment without making them different experiments.
@@ -47,20 +46,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--digits", type=int, default=4, help="significant digits in the tables")
     p.add_argument("--no-plots", action="store_true", help="only the tables")
     return p
-
-
-# --- formatting --------------------------------------------------------------------------------------------------
-def format_number(value: float, digits: int = 4) -> str:
-    return f"{value:.{digits}g}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A markdown table with columns padded to equal width, readable in a terminal as well."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
 
 
 # --- collecting --------------------------------------------------------------------------------------------------
@@ -132,9 +117,8 @@ def summarize(results: list[RunResult]) -> list[Summary]:
         members = [r for r in results if r.group == group]
         for metric in sorted(set().union(*(r.values for r in members))):
             having = [r for r in members if metric in r.values]
-            values = np.array([r.values[metric] for r in having], dtype=np.float64)
-            std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-            summaries.append(Summary(group, metric, float(values.mean()), std, len(values),
+            mean, std = mean_std([r.values[metric] for r in having])
+            summaries.append(Summary(group, metric, mean, std, len(having),
                                      [os.path.basename(r.run) for r in having]))
     return summaries
 
@@ -143,7 +127,7 @@ def summarize(results: list[RunResult]) -> list[Summary]:
 def mean_std_text(summary: Summary, digits: int) -> str:
     if summary.n == 1:
         return format_number(summary.mean, digits)
-    return f"{format_number(summary.mean, digits)} ± {format_number(summary.std, digits)}"
+    return format_mean_std(summary.mean, summary.std, digits=digits, significant=True)
 
 
 def summary_table(summaries: list[Summary], digits: int) -> str:

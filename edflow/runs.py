@@ -9,17 +9,16 @@ A run folder, as the runner writes it::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import os
 import socket
 import re
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import yaml
 
-from edflow.first_stage import FirstStageError, find_run, latest_config_path
+from edflow.first_stage import LOG_ROOT_ENV_VAR, FirstStageError, default_log_root, find_run, latest_config_path
 from edflow.lock import pid_alive
 from edflow.logger import read_metrics
 
@@ -27,38 +26,18 @@ RUN_NAME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d_(?P<name>.+)$")
 # A trailing seed (``_seed3``, ``-s3``) or the ``_1`` the runner adds when two runs start within one second.
 SEED_SUFFIX = re.compile(r"[_-](?:seed|s)?\d+$")
 BOOKKEEPING_KEYS = ("step", "time", "epoch")
-LOG_ROOT_ENV = "EDFLOW_LOG_ROOT"
-DEFAULT_LOG_ROOT = "logs"  # the runner's, when neither --log-root nor the environment names one
-
-
 # --- the log root ------------------------------------------------------------------------------------------------
 def add_log_root_argument(parser: argparse.ArgumentParser, *, help: str = "where run folders are (and go)") -> None:
-    """``--log-root`` for a command line: default $EDFLOW_LOG_ROOT, else the runner's default ``logs``. Read here,
-    when the command line is parsed, so that everything after gets the log root as an argument."""
-    parser.add_argument("--log-root", default=os.environ.get(LOG_ROOT_ENV) or DEFAULT_LOG_ROOT,
-                        help=f"{help} (default: ${LOG_ROOT_ENV}, else {DEFAULT_LOG_ROOT})")
-
-
-@contextlib.contextmanager
-def run_names_under(log_root: str) -> Iterator[None]:
-    """Run names (``first_stage: {run: <name>}``, a run given by name) resolve under ``log_root`` within the block.
-    edflow.first_stage reads the log root from $EDFLOW_LOG_ROOT, so this sets it for the block and restores it."""
-    previous = os.environ.get(LOG_ROOT_ENV)
-    os.environ[LOG_ROOT_ENV] = log_root
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(LOG_ROOT_ENV, None)
-        else:
-            os.environ[LOG_ROOT_ENV] = previous
+    """``--log-root`` for a command line, with the runner's default (:func:`edflow.first_stage.default_log_root`).
+    Read when the command line is parsed, so that everything after gets the log root as an argument."""
+    parser.add_argument("--log-root", default=default_log_root(),
+                        help=f"{help} (default: ${LOG_ROOT_ENV_VAR}, else logs)")
 
 
 def find_named_run(name: str, *, log_root: str, debug: bool = False) -> str | None:
     """The newest run folder named ``<timestamp>_<name>`` with a checkpoint under ``log_root`` (and, for ``debug``,
     under its debug_runs/), as a first stage of that name would be found; None if there is none."""
-    with run_names_under(log_root):
-        return find_run(name, debug=debug)
+    return find_run(name, debug=debug, log_root=log_root)
 
 
 def runs_named(*, name: str, log_root: str, since: str | None = None) -> list[str]:

@@ -11,12 +11,12 @@ import time
 from edflow import checkpoint as ckpt
 from edflow import compat
 from edflow.config import ConfigError, dump_yaml
-from edflow.first_stage import DEBUG_ENV_VAR, FirstStageError
+from edflow.first_stage import LOG_ROOT_ENV_VAR, FirstStageError, default_log_root, looking_up_runs
 from edflow.lock import RunLock
 from edflow.main import build_config, build_iterator, seed_everything, start_checkpoint
-from edflow.report import format_number, markdown_table
 from edflow.runner_keys import runner_value
 from edflow.runs import eval_results, find_runs, last_metrics, read_status, results_at
+from edflow.tables import format_number, markdown_table
 from edflow.util import get_obj_from_str
 
 # --- edeval ------------------------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def edeval_parser() -> argparse.ArgumentParser:
                    help="evaluate with these callbacks instead of the run's (repeatable; PATH is pkg.module.function)")
     p.add_argument("--split", action="append", default=[], metavar="NAME",
                    help="evaluate only these datasets of the config (repeatable; default: every one but train)")
-    p.add_argument("--log-root", default=None,
+    p.add_argument("--log-root", default=os.environ.get(LOG_ROOT_ENV_VAR),
                    help="where first stages named by run name are looked up (default: $EDFLOW_LOG_ROOT, else the "
                         "folder that holds the run)")
     p.set_defaults(train=False, debug=False, name=None)
@@ -80,7 +80,8 @@ def keep_splits(config: dict, splits: list[str]) -> None:
     config["datasets"] = {name: spec for name, spec in config["datasets"].items() if name in splits}
 
 
-def default_log_root(run: str) -> str:
+def log_root_holding(run: str) -> str:
+    """The log root a run folder sits in (a debug run's: the folder above its debug_runs/)."""
     parent = os.path.dirname(os.path.abspath(run))
     return os.path.dirname(parent) if os.path.basename(parent) == "debug_runs" else parent
 
@@ -90,18 +91,23 @@ def evaluate_run(argv: list[str]) -> tuple[dict, str]:
     args, overrides = edeval_parser().parse_known_args(argv)
     callbacks = named_callbacks(args.callback)
     config, run = build_config(args, overrides)
-    os.environ["EDFLOW_LOG_ROOT"] = args.log_root or os.environ.get("EDFLOW_LOG_ROOT") or default_log_root(run)
+    log_root = args.log_root or log_root_holding(run)
+    debug = os.path.basename(os.path.dirname(os.path.abspath(run))) == "debug_runs"  # its first stages: debug runs
+    with looking_up_runs(log_root=log_root, debug=debug):
+        return _evaluate(args, config, run, callbacks, log_root=log_root, debug=debug)
+
+
+def _evaluate(args, config: dict, run: str, callbacks: dict[str, str], *, log_root: str,
+              debug: bool) -> tuple[dict, str]:
     args.checkpoint = resolve_checkpoint(run, args.checkpoint)
     if args.split:
         keep_splits(config, args.split)
     if callbacks:  # recorded in the eval config written below
         config.setdefault("eval_pipeline", {})["callbacks"] = callbacks
-    # a debug run's first stages are debug runs as well
-    os.environ[DEBUG_ENV_VAR] = "1" if os.path.basename(os.path.dirname(os.path.abspath(run))) == "debug_runs" else "0"
     with RunLock(run):  # evaluating writes into the run: not while another process does
         dump_yaml(config, os.path.join(run, "configs", f"eval_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"))
         seed_everything(int(runner_value(config, "seed")))
-        iterator = build_iterator(config, run, train=False)
+        iterator = build_iterator(config, run, train=False, log_root=log_root, debug=debug)
         if callbacks:  # replaces the iterator's own callbacks too, not only those the config names
             iterator.get_callbacks = lambda: {name: get_obj_from_str(path) for name, path in callbacks.items()}
         compat.restore(iterator, start_checkpoint(args, iterator))
@@ -135,7 +141,7 @@ def edeval_main(argv: list[str] | None = None) -> None:
 def edlist_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edlist", description="The runs under a log folder: name, status, step and "
                                 "last metrics.")
-    p.add_argument("roots", nargs="*", default=[os.environ.get("EDFLOW_LOG_ROOT", "logs")],
+    p.add_argument("roots", nargs="*", default=[default_log_root()],
                    help="log folders or run folders (default: $EDFLOW_LOG_ROOT, else logs)")
     p.add_argument("--debug", action="store_true", help="also list the runs under <root>/debug_runs")
     p.add_argument("--metrics", nargs="*", default=None, metavar="PATTERN",

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from edflow.config import section
+from edflow.data import fetch_batch
 from edflow.data.dataset import ConcatenatedDataset, DatasetMixin
 from fairkit.data import attribute_mnist as amnist
-from fairkit.data.batches import fetch_batch  # noqa: F401 (fairgen.data.fetch_batch stays importable)
 from fairkit.data.celeba import CELEBA_ATTRIBUTES, CelebA
 
 DATASETS = ("attrmnist", "celeba")

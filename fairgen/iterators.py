@@ -16,8 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from edflow.config import section
+from edflow.data import fetch_batch
 from fairgen import callbacks
-from fairgen.data import bias_attributes, data_options, fetch_batch
+from fairgen.data import bias_attributes, data_options
 from fairgen.losses import density_ratio, importance_weights, ratio_classifier_loss
 from fairgen.models import AttributeClassifier, RatioClassifier
 from fairkit import gan

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 import yaml
 
 from edflow.config import section
+from edflow.data import fetch_batch
 from edflow.first_stage import load_stage, resolve_run
 from edflow.logger import save_image_grid
 from fairkit.metrics import configured_extractor, dataset_cache_key, make_fid_callback
@@ -91,10 +92,7 @@ class FirstImages:
         return len(self.data)
 
     def get_batch(self, indices) -> dict:
-        if hasattr(self.data, "get_batch"):
-            batch = self.data.get_batch(indices)
-            return {"image": first_image(batch)}
-        return {"image": torch.stack([torch.as_tensor(first_image(self.data[int(i)])) for i in indices])}
+        return {"image": first_image(fetch_batch(self.data, indices, keys=("example1", "image")))}
 
 
 def first_image(example: Mapping):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from edflow.config import ConfigError, section
+from edflow.data import fetch_batch
 from edflow.data.dataset import ArrayDataset, ConcatenatedDataset, DatasetMixin
 from edflow.first_stage import is_single_stage, resolve_run, run_folder_of
 from fairkit.data import attribute_mnist as amnist
@@ -102,7 +103,7 @@ class NamedLabels(DatasetMixin):
         return {"image": self.data[i]["image"]}  # the labels are merged in by DatasetMixin.__getitem__
 
     def _get_batch(self, indices) -> dict:
-        batch = self.data.get_batch(indices)
+        batch = fetch_batch(self.data, indices)
         index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         named = {name: torch.as_tensor(batch["attributes"])[:, c] for name, c in self.columns.items()}
         return {"image": batch["image"], **named, "synthetic": torch.zeros(len(index), dtype=torch.long),

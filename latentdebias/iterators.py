@@ -22,7 +22,7 @@ from edflow import checkpoint as ckpt
 from edflow.config import ConfigError, dump_yaml, section
 from edflow.runner_keys import runner_value
 from fairkit.classifier import BinaryClassifierTrainer
-from fairkit.data.batches import fetch_batch
+from edflow.data import fetch_batch
 from fairkit.metrics.callbacks import write_results
 from fairkit.nets.gan import GAN
 from fairkit.schedules import cosine_annealing

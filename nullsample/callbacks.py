@@ -19,6 +19,7 @@ import torch
 import yaml
 from torchvision.utils import save_image
 
+from edflow.data import fetch_batch
 from fairkit.metrics import fairness
 
 
@@ -80,8 +81,7 @@ def save_rows(path: str, rows: list[torch.Tensor]) -> str:
 def null_sample_grid(model, data_in, root: str, n: int = 10, device: str | torch.device = "cpu") -> dict:
     """``null_samples.png`` in ``root``: rows x, its null-sample, its reconstruction, for the first n examples.
     Returns the mean absolute pixel change that null-sampling makes, and the reconstruction error."""
-    batch = data_in.get_batch(np.arange(min(n, len(data_in)))) if hasattr(data_in, "get_batch") else \
-        {k: torch.as_tensor(np.stack([data_in[i][k] for i in range(min(n, len(data_in)))])) for k in ("image", "s")}
+    batch = fetch_batch(data_in, np.arange(min(n, len(data_in))), keys=("image", "s"))
     x, s = batch["image"].to(device), torch.as_tensor(batch["s"]).long().to(device)
     was_training = model.training
     model.eval()

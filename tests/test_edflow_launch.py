@@ -6,7 +6,8 @@ import os
 import pytest
 
 from edflow.launch import Launch, LaunchError, launch, launch_all
-from edflow.runs import add_log_root_argument, find_named_run, read_status, run_names_under, runs_named
+from edflow.first_stage import log_roots, looking_up_runs
+from edflow.runs import add_log_root_argument, find_named_run, read_status, runs_named
 
 from toy import HERE, TOY
 
@@ -66,10 +67,10 @@ def test_log_root_argument_defaults_to_the_environment_then_logs(monkeypatch):
 
 def test_run_names_resolve_under_the_given_log_root_only_within_the_block(monkeypatch):
     monkeypatch.setenv("EDFLOW_LOG_ROOT", "before")
-    with run_names_under("inside"):
-        assert os.environ["EDFLOW_LOG_ROOT"] == "inside"
-    assert os.environ["EDFLOW_LOG_ROOT"] == "before"
-    monkeypatch.delenv("EDFLOW_LOG_ROOT")
-    with pytest.raises(KeyError), run_names_under("inside"):
+    with looking_up_runs(log_root="inside"):
+        assert log_roots() == ["inside"]
+        assert os.environ["EDFLOW_LOG_ROOT"] == "before"  # passed on, never through the environment
+    assert log_roots() == ["before"]
+    with pytest.raises(KeyError), looking_up_runs(log_root="inside"):
         raise KeyError("an error inside the block")
-    assert "EDFLOW_LOG_ROOT" not in os.environ
+    assert log_roots() == ["before"]

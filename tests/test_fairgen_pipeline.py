@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from edflow.data import fetch_batch
 from edflow.main import build_config, build_iterator, parser, run
 from fairgen.scripts import sample
-from fairgen.data import fetch_batch
 
 def train(config_name: str, *overrides: str) -> str:
     return run(["-b", f"configs/{config_name}.yaml", "-t", "-d", *overrides])

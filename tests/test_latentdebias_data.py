@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from edflow.config import ConfigError
-from fairgen.data import fetch_batch
+from edflow.data import fetch_batch
 from latentdebias.data import SYNTHETIC_FILE, AugmentedTrain, Test, TestBiased, Train, data_options
 from latentdebias.synthesis import save_synthetic
 

@@ -10,6 +10,8 @@ import math
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from edflow.data.batches import fetch_batch
+
 
 class EpochBatchSampler(Sampler):
     """Index batches of one epoch; ``start`` skips the batches a resumed run has already trained on."""
@@ -60,7 +62,7 @@ class _BatchGetter(torch.utils.data.Dataset):
         self.dataset = dataset
 
     def __getitem__(self, indices):
-        return self.dataset.get_batch(indices)
+        return fetch_batch(self.dataset, indices)
 
     def __len__(self):
         return len(self.dataset)

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edflow import tables
 from edflow.runs import add_log_root_argument
 from end.scripts.runs import PAPER_UNBIASED, RunSpec, best_results, run_all
-from fairkit import report
 
 @dataclass(frozen=True)
 class Setting:
@@ -83,7 +83,7 @@ def record_key(record: dict) -> tuple:
 
 def mean_std(values) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for a single value, so one-seed rows print "± 0.0")."""
-    return report.mean_std(values, ddof=1, single=0.0)
+    return tables.mean_std(values, ddof=1, single=0.0)
 
 
 def summarise(records: list[dict]) -> list[dict]:
@@ -120,7 +120,7 @@ def top_runs(records: list[dict], k: int) -> list[dict]:
                "settings": [(r["alpha"], r["beta"], r["seed"]) for r in best],
                "paper_unbiased": PAPER_UNBIASED.get(method, {}).get(round(rho, 3), math.nan)}
         for metric in ("validation", "biased", "unbiased"):
-            row[f"{metric}_mean"], row[f"{metric}_std"] = report.mean_std([100 * r[metric] for r in best], ddof=0)
+            row[f"{metric}_mean"], row[f"{metric}_std"] = tables.mean_std([100 * r[metric] for r in best], ddof=0)
         rows.append(row)
     return rows
 
@@ -138,7 +138,7 @@ def top_markdown(rows: list[dict], k: int) -> str:
 
 
 def pm(row: dict, metric: str) -> str:
-    return report.format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], digits=1)
+    return tables.format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], digits=1)
 
 
 def markdown(rows: list[dict]) -> str:

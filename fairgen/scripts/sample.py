@@ -18,7 +18,8 @@ import torch
 
 from edflow.first_stage import FirstStageError, load_stage
 from edflow.logger import save_image_grid
-from edflow.runs import add_log_root_argument, run_names_under
+from edflow.first_stage import looking_up_runs
+from edflow.runs import add_log_root_argument
 from fairgen.data import bias_attributes, data_options
 from fairkit.nets.gan import GAN
 from fairkit.metrics import to_uint8_rgb
@@ -41,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
 
 def load_gan(project: str, checkpoint: str | None, device: str, *, log_root: str) -> GAN:
     spec = {"run": project, **({"checkpoint": checkpoint} if checkpoint else {})}
-    with run_names_under(log_root):
+    with looking_up_runs(log_root=log_root):
         model = load_stage(spec, device)
     if not isinstance(model, GAN):
         raise FirstStageError(f"{project!r} is a run of {type(model).__name__}, not of a GAN (fairgen.models.GAN, "
@@ -55,7 +56,7 @@ def predicted_groups(config: dict, images: torch.Tensor, device: str, batch_size
     stages = config.get("first_stage") or {}
     if "attr_clf" not in stages:
         return None
-    with run_names_under(log_root):
+    with looking_up_runs(log_root=log_root):
         classifier = load_stage(stages["attr_clf"], device)
     names = bias_attributes(data_options(config))
     parts = [classifier.predict_groups(images[i:i + batch_size].to(device), names)

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from edflow.data import fetch_batch
 from fairkit.metrics.extractors import as_extractor, module_device
 
 __all__ = ["FrechetStats", "frechet_distance", "fid", "fid_from_features", "kid", "compute_stats",
@@ -284,15 +285,11 @@ def extract_features(extractor, images_or_batches, batch_size: int = 64, progres
 
 
 def iterate_images(dataset, batch_size: int = 64, image_key: str = "image"):
-    """Batches of ``dataset``'s images: through ``get_batch`` when it has one, else example by example."""
+    """Batches of ``dataset``'s images (whole batches through ``get_batch`` when it has one)."""
     n = len(dataset)
     for start in range(0, n, batch_size):
         indices = np.arange(start, min(start + batch_size, n))
-        if hasattr(dataset, "get_batch"):
-            batch = dataset.get_batch(indices)
-        else:
-            examples = [dataset[int(i)] for i in indices]
-            batch = {image_key: np.stack([np.asarray(e[image_key]) for e in examples])} if examples else {}
+        batch = fetch_batch(dataset, indices, keys=(image_key,))
         if image_key not in batch:
             raise KeyError(f"dataset examples have no key {image_key!r} (keys: {sorted(batch)}); set fid/data_key")
         yield batch[image_key]

@@ -14,9 +14,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from edflow import tables
 from edflow.runs import add_log_root_argument, find_named_run
 from edflow.runs import best_results, results_at, run_config
-from fairkit import report
 from latentdebias.data import data_options
 from latentdebias.scripts.pipeline import VARIANT_SUFFIX, PipelineError, plan
 
@@ -80,7 +80,7 @@ def format_cell(runs: Sequence[Mapping[str, float]], split: str, metric: str) ->
         medians = np.array([metric_cell(r, split, metric)[0] for r in runs])
         if not np.isfinite(medians).all():
             return "n/a"
-        return report.format_mean_std(*report.mean_std(medians), digits=digits)
+        return tables.format_mean_std(*tables.mean_std(medians), digits=digits)
     median, low, high = metric_cell(runs[0], split, metric)
     if not np.isfinite(median):
         return "n/a"

@@ -15,7 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from edflow.first_stage import load_stage
-from edflow.runs import add_log_root_argument, run_names_under
+from edflow.first_stage import looking_up_runs
+from edflow.runs import add_log_root_argument
 from nullsample.data import ColoredMNIST
 
 
@@ -41,7 +42,7 @@ def probe_run(run: str, n_train: int = 2000, n_test: int = 1000, split: str = "t
     """Probe accuracy of s and chance (the majority class's share of the probe's test part) for a coloured-MNIST
     run (a folder, or a run name under ``log_root``), on the first ``n_train + n_test`` images of ``split``
     generated with the run's own Data settings."""
-    with run_names_under(log_root):
+    with looking_up_runs(log_root=log_root):
         stage = load_stage({"run": run})
     data = ColoredMNIST(split=split, config=stage.stage_config)
     if n_train + n_test > len(data):

@@ -1,9 +1,9 @@
-"""fairkit.report: the mean ± std of the methods' result tables (EnD sweep, latent de-biasing table)."""
+"""edflow.tables: the mean ± std of result tables over runs (edflow report, EnD sweep, latent de-biasing table)."""
 import math
 
 import pytest
 
-from fairkit.report import format_mean_std, mean_std
+from edflow.tables import format_mean_std, mean_std
 
 
 def test_sample_std_by_default():
@@ -30,3 +30,7 @@ def test_no_values_is_an_error():
 def test_format():
     assert format_mean_std(2.0, 0.25, digits=1) == "2.0 ± 0.2"
     assert format_mean_std(12.345, 1.0, digits=2) == "12.35 ± 1.00"
+
+
+def test_format_with_significant_digits_as_edflow_report():
+    assert format_mean_std(0.123456, 0.0123456, digits=3, significant=True) == "0.123 ± 0.0123"
