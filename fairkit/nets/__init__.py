@@ -7,61 +7,12 @@
 - :mod:`fairkit.nets.gan`: BigGAN-style generator/discriminator, EMA of G, hinge losses, and :class:`GAN`
   holding all three.
 """
-from fairkit.nets.autoencoders import (
-    ActNormLayer,
-    Decoder,
-    DiagonalGaussian,
-    Encoder,
-    PatchDiscriminator,
-    make_norm,
-)
+from fairkit.nets import autoencoders, classifiers, flows, gan
+from fairkit.nets.autoencoders import ActNormLayer, Decoder, DiagonalGaussian, Encoder, PatchDiscriminator, make_norm
 from fairkit.nets.classifiers import MLP, ConvNet, L2Normalize, ResNet, SimpleConvNet
-from fairkit.nets.flows import (
-    ActNorm,
-    AffineCoupling,
-    CouplingConvNet,
-    CouplingMLP,
-    FlowSequential,
-    InvConv1x1LU,
-    MultiScaleFlow,
-    Permutation,
-    Shuffle,
-    Split,
-    Squeeze,
-    VectorFlow,
-    iin_block,
-)
+from fairkit.nets.flows import *  # noqa: F403 (flows.__all__ names its public layers)
 from fairkit.nets.gan import EMA, GAN, Discriminator, Generator, d_hinge_loss, g_hinge_loss
 
-__all__ = [
-    "ActNorm",
-    "InvConv1x1LU",
-    "AffineCoupling",
-    "CouplingConvNet",
-    "CouplingMLP",
-    "Squeeze",
-    "Permutation",
-    "Shuffle",
-    "Split",
-    "FlowSequential",
-    "MultiScaleFlow",
-    "VectorFlow",
-    "iin_block",
-    "ActNormLayer",
-    "make_norm",
-    "Encoder",
-    "Decoder",
-    "DiagonalGaussian",
-    "PatchDiscriminator",
-    "SimpleConvNet",
-    "ResNet",
-    "ConvNet",
-    "MLP",
-    "L2Normalize",
-    "Generator",
-    "Discriminator",
-    "EMA",
-    "GAN",
-    "d_hinge_loss",
-    "g_hinge_loss",
-]
+__all__ = [*flows.__all__, "ActNormLayer", "make_norm", "Encoder", "Decoder", "DiagonalGaussian",
+           "PatchDiscriminator", "SimpleConvNet", "ResNet", "ConvNet", "MLP", "L2Normalize", "Generator",
+           "Discriminator", "EMA", "GAN", "d_hinge_loss", "g_hinge_loss"]

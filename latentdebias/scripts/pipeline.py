@@ -142,12 +142,18 @@ def format_timings(timings: list[Timing]) -> str:
     return "\n".join(lines)
 
 
+def add_chain_arguments(p: argparse.ArgumentParser, *, cpu: str, targets: str) -> None:
+    """The options that name a chain (dataset, scale, variant, targets): the pipeline's and the table's."""
+    p.add_argument("--dataset", default="attrmnist", choices=("attrmnist", "celeba"))
+    p.add_argument("--cpu", action="store_true", help=cpu)
+    p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))
+    p.add_argument("--targets", nargs="*", help=targets)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m latentdebias.scripts.pipeline", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="attrmnist", choices=("attrmnist", "celeba"))
-    p.add_argument("--cpu", action="store_true", help="add the configs/cpu/ overlays (attrmnist only: celeba has none)")
-    p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))
-    p.add_argument("--targets", nargs="*", help="target attributes, one chain each (default: the configs' target)")
+    add_chain_arguments(p, cpu="add the configs/cpu/ overlays (attrmnist only: celeba has none)",
+                        targets="target attributes, one chain each (default: the configs' target)")
     p.add_argument("--stages", nargs="*", help="run only these stage keys (the others must have run)")
     p.add_argument("--skip-finished", action="store_true", help="reuse finished runs of the same name")
     p.add_argument("-d", "--debug", action="store_true", help="edflow's debug mode for every stage")

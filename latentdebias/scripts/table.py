@@ -18,7 +18,7 @@ from edflow import tables
 from edflow.runs import add_log_root_argument, find_named_run
 from edflow.runs import best_results, results_at, run_config
 from latentdebias.data import data_options
-from latentdebias.scripts.pipeline import VARIANT_SUFFIX, PipelineError, plan
+from latentdebias.scripts.pipeline import PipelineError, add_chain_arguments, plan
 
 METRICS = ("ap", "deo", "ba", "kl")
 PERCENT = {"ap": 100.0, "deo": 100.0, "ba": 100.0, "kl": 1.0}  # the paper's units
@@ -149,10 +149,8 @@ def splits_of(rows: Rows) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m latentdebias.scripts.table", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="attrmnist", choices=("attrmnist", "celeba"))
-    p.add_argument("--cpu", action="store_true", help="the CPU-scale runs (configs/cpu/ overlays)")
-    p.add_argument("--variant", default="standard", choices=tuple(VARIANT_SUFFIX))
-    p.add_argument("--targets", nargs="*", help="target attributes (as given to the pipeline)")
+    add_chain_arguments(p, cpu="the CPU-scale runs (configs/cpu/ overlays)",
+                        targets="target attributes (as given to the pipeline)")
     p.add_argument("--all-celeba-targets", action="store_true", help="the paper's 26 CelebA targets")
     p.add_argument("--seeds", nargs="*", type=int, default=[0],
                    help="training seeds: 0 is the pipeline's run, k > 0 the runs named <run name>_seed<k>")
