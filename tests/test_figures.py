@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from fairkit.figures import read_records
 from scripts import figures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,9 +78,31 @@ def test_missing_records_name_the_file(tmp_path):
         figures.make_all(results=str(tmp_path))
 
 
-def test_latentdebias_pairs_need_known_panels(tmp_path):
+def test_latentdebias_table_records_draw_the_pairs_figure(tmp_path):
+    from latentdebias.scripts import figures as latentdebias_figures
+    from latentdebias.scripts import table
+
+    def results(deo, ba):  # one run's evaluation, as the table reads it (bootstrap medians)
+        return {"test/ap": 0.9, "test/ap_median": 0.9, "test/deo_median": deo, "test_biased/ap": 0.99,
+                "test_biased/ba_median": ba}
+
+    rows = {"digit_group": ([results(0.2, 0.01), results(0.18, 0.008)], [results(0.15, 0.01), results(0.19, 0.002)])}
+    table.write_records(rows, [0, 3], str(tmp_path / "seeds_cpu.csv"))
+    records = read_records(str(tmp_path / "seeds_cpu.csv"), required=("target", "seed", "split", "metric"))
+    deo = {(r["seed"], r["baseline"], r["augmented"]) for r in records if r["metric"] == "deo"}
+    assert deo == {("0", "20.0", "15.0"), ("3", "18.0", "19.0")}  # in %, paired by seed
+    assert {r["metric"] for r in records} == {"ap", "deo", "ba"}  # KL absent from these runs: no row
+    (path,) = latentdebias_figures.make_figures(records=str(tmp_path), out=str(tmp_path))
+    assert path.endswith("deo_pairs.png") and os.path.getsize(path) > 0
+
+
+def test_latentdebias_pairs_need_known_panels_and_one_target(tmp_path):
     from latentdebias.scripts import figures as latentdebias_figures
 
     (tmp_path / "seeds_cpu.csv").write_text("seed,split,metric,baseline,augmented\n0,test,ap,90,91\n")
-    with pytest.raises(ValueError, match="without a label"):
+    with pytest.raises(ValueError, match="no rows for the figure's panels"):
+        latentdebias_figures.make_figures(records=str(tmp_path), out=str(tmp_path))
+    (tmp_path / "seeds_cpu.csv").write_text("target,seed,split,metric,baseline,augmented\n"
+                                            "a,0,test,deo,20,19\nb,0,test,deo,21,18\n")
+    with pytest.raises(ValueError, match="one target attribute per figure"):
         latentdebias_figures.make_figures(records=str(tmp_path), out=str(tmp_path))

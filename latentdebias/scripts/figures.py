@@ -2,9 +2,9 @@
 
     python -m latentdebias.scripts.figures [--records results/latentdebias] [--out results/latentdebias]
 
-reads ``seeds_cpu.csv`` (one row per training seed, split and metric: the bootstrap medians, in %, that
-``python -m latentdebias.scripts.table --seeds 0 1 2 3 4`` printed for the baseline and the augmented target classifier)
-and writes ``deo_pairs.png``: one panel per (split, metric), a line from baseline to augmented for every seed and
+reads ``seeds_cpu.csv`` (one row per training seed, split and metric: the bootstrap medians, in %, of the baseline
+and the augmented target classifier, as ``python -m latentdebias.scripts.table --seeds 0 1 2 3 4 --records <csv>``
+writes them) and writes ``deo_pairs.png``: one panel per (split, metric), a line from baseline to augmented for every seed and
 the mean over seeds as a bar. Run by ``make figures``.
 """
 from __future__ import annotations
@@ -22,10 +22,12 @@ SEED_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", 
 
 
 def figure(rows: list[dict], path: str) -> str:
+    targets = sorted({r.get("target", "") for r in rows})
+    if len(targets) > 1:
+        raise ValueError(f"seeds_cpu.csv: one target attribute per figure, the records hold {targets}")
     panels = [key for key in LABELS if any((r["split"], r["metric"]) == key for r in rows)]
-    unknown = sorted({(r["split"], r["metric"]) for r in rows} - set(LABELS))
-    if unknown:
-        raise ValueError(f"seeds_cpu.csv: (split, metric) without a label in latentdebias.scripts.figures.LABELS: {unknown}")
+    if not panels:
+        raise ValueError(f"seeds_cpu.csv: no rows for the figure's panels {sorted(LABELS)} (split, metric)")
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.9), squeeze=False)
     for ax, key in zip(axes[0], panels):

@@ -10,6 +10,8 @@ model selection kept (best validation AP, ``train/best.yaml``), else of its last
 from __future__ import annotations
 
 import argparse
+import csv
+import os
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -147,6 +149,23 @@ def splits_of(rows: Rows) -> list[str]:
     return [s for s in ("test", "test_biased") if f"{s}/ap" in keys]
 
 
+def write_records(rows: Rows, seeds: Sequence[int], path: str) -> str:
+    """The per-seed bootstrap medians behind the table, one row per (target, seed, split, metric), as CSV: what
+    ``python -m latentdebias.scripts.figures`` draws (results/latentdebias/seeds_cpu.csv is this file)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["target", "seed", "split", "metric", "baseline", "augmented"])
+        for target, (baseline, augmented) in rows.items():
+            for split in splits_of(rows):
+                for metric in METRICS:
+                    for seed, before, after in zip(seeds, baseline, augmented):
+                        values = [metric_cell(r, split, metric)[0] for r in (before, after)]
+                        if all(np.isfinite(values)):
+                            writer.writerow([target, seed, split, metric, *(f"{v:.{DIGITS[metric]}f}" for v in values)])
+    return path
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m latentdebias.scripts.table", description=__doc__.split("\n\n")[0])
     add_chain_arguments(p, cpu="the CPU-scale runs (configs/cpu/ overlays)",
@@ -155,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="*", type=int, default=[0],
                    help="training seeds: 0 is the pipeline's run, k > 0 the runs named <run name>_seed<k>")
     add_log_root_argument(p, help="where the pipeline's runs are")
+    p.add_argument("--records", default=None, help="also write the per-seed medians as CSV here (the figure's records)")
     return p
 
 
@@ -168,6 +188,8 @@ def main(argv: list[str] | None = None) -> str:
         p.error(str(error))
     text = "\n\n".join(f"Split `{split}`:\n\n{format_table(rows, split)}" for split in splits_of(rows))
     print(text)
+    if args.records:
+        print(f"per-seed records: {write_records(rows, args.seeds, args.records)}")
     return text
 
 
