@@ -60,7 +60,7 @@ def test_stage_two_weights_every_training_example_by_the_stage_one_ratio(stages,
     config = debug_config("attrmnist_fairgen_gan")
     config["Trainer"]["alpha"] = 0.5
     (log_root / "check").mkdir()
-    iterator = build_iterator(config, str(log_root / "check"), train=True)
+    iterator = build_iterator(config, str(log_root / "check"), train=True, debug=True)  # a -d config: its stages are debug runs
     data = iterator.datasets["train"]
     assert iterator.ratios.shape == (len(data),)
     batch = fetch_batch(data, np.arange(len(data)))
@@ -82,14 +82,14 @@ def test_baseline_needs_no_ratio_stage_and_reweighting_needs_one(stages, monkeyp
     monkeypatch.setenv("EDFLOW_LOG_ROOT", str(log_root))
     config = debug_config("attrmnist_fairgen_gan_baseline")
     (tmp_path / "baseline").mkdir()
-    iterator = build_iterator(config, str(tmp_path / "baseline"), train=True)
+    iterator = build_iterator(config, str(tmp_path / "baseline"), train=True, debug=True)
     assert iterator.weights is None and iterator.ratio_model is None
     # unweighted, the target is the union of biased and reference data as it is
     assert iterator.target_shares()["train/target_share_group1"] == pytest.approx(
         iterator.datasets["train"].labels["group"].mean())
     config["Trainer"]["reweight"] = 1
     with pytest.raises(ValueError, match="ratio"):
-        build_iterator(config, str(tmp_path / "broken"), train=True)
+        build_iterator(config, str(tmp_path / "broken"), train=True, debug=True)
 
 
 def test_sampling_command_writes_n_samples_and_a_grid(stages, tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ from edflow import checkpoint as ckpt
 from edflow.config import load_yaml
 from edflow.first_stage import latest_config_path, load_stage, resolve_stage
 from edflow.main import instantiate_dataset
+from edflow.runner_keys import runner_value
 from fairkit.data.errors import DatasetNotFoundError
 from fairkit.data.mnist import find_idx_files
 from fairkit.figures import figures_main
@@ -165,8 +166,8 @@ def export_records(*, run: str, out: str = RECORDS, dtype: str = "float16") -> l
                            os.path.abspath(stage_checkpoint))))),
                        "first_stage_checkpoint": os.path.basename(stage_checkpoint), "dtype": dtype},
             # the noise of the first evaluation batch (iin.iterators.base.noise_generator); the grid shows 64 of it
-            "samples": {"seed": int(config.get("seed", 0)), "first_index": 0,
-                        "n": int(config.get("eval_batch_size") or config.get("batch_size", 32))},
+            "samples": {"seed": int(runner_value(config, "seed")), "first_index": 0,
+                        "n": int(runner_value(config, "eval_batch_size") or runner_value(config, "batch_size"))},
             # indices into datasets/validation, whose pairs and colours iin.data.TEST_PAIRS_SEED fixes
             "swaps": {"inputs": inputs, "donors": donors, "factors": SWAP_FACTORS}}
     paths.append(os.path.join(out, SPEC))
