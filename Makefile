@@ -54,7 +54,8 @@ bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 # Every figure under results/ from the records committed there (no training): null-sampling's accuracy against HGR,
-# fairgen's discrepancy per iteration, the curves of every EnD study folder that holds <run>/epochs.csv.
+# fairgen's discrepancy per iteration, latent de-biasing's per-seed pairs, IIN's sample and factor-swap grids (from
+# the weights in results/iin/), the curves of every EnD study folder that holds <run>/epochs.csv.
 figures: setup
 	$(PY) -m scripts.figures
 
