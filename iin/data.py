@@ -56,13 +56,17 @@ def nested_folder(base: Path, name: str, marker: str) -> Path:
 # ---------------------------------------------------------------------------------------------------------------
 # Single images
 # ---------------------------------------------------------------------------------------------------------------
-class MNISTTrain(MNIST):
-    """MNIST training digits, 1 x 32 x 32, dequantised: {"image", "class"}."""
+class _Digits32:
+    """MNIST-family images resized to 32 x 32 (bilinear), dequantised in the training split."""
     split, dequantized = "train", True
 
     def __init__(self, config: Mapping | None = None, subset: int | None = None, subset_seed: int | None = None):
         super().__init__(self.split, size=spatial_size(config, 32), root=named_root(config), resize="bilinear",
                          dequantize=self.dequantized, subset=subset, subset_seed=subset_seed)
+
+
+class MNISTTrain(_Digits32, MNIST):
+    """MNIST training digits, 1 x 32 x 32, dequantised: {"image", "class"}."""
 
 
 class MNISTTest(MNISTTrain):
@@ -70,13 +74,8 @@ class MNISTTest(MNISTTrain):
     split, dequantized = "test", False
 
 
-class FashionMNISTTrain(FashionMNIST):
+class FashionMNISTTrain(_Digits32, FashionMNIST):
     """Fashion-MNIST training images, 1 x 32 x 32, dequantised: {"image", "class"}."""
-    split, dequantized = "train", True
-
-    def __init__(self, config: Mapping | None = None, subset: int | None = None, subset_seed: int | None = None):
-        super().__init__(self.split, size=spatial_size(config, 32), root=named_root(config), resize="bilinear",
-                         dequantize=self.dequantized, subset=subset, subset_seed=subset_seed)
 
 
 class FashionMNISTTest(FashionMNISTTrain):
