@@ -1,7 +1,7 @@
 """Latent de-biasing: wall and CPU time of each stage of the chain, and its share of the whole, measured in one run.
 
     python benchmarks/latentdebias_stages.py                                 # debug scale (edflow -d), seconds
-    python benchmarks/latentdebias_stages.py --scale cpu --log-root /tmp/latentdebias_runs
+    python benchmarks/latentdebias_stages.py --scale cpu --log-root logs
     python benchmarks/latentdebias_stages.py --scale cpu --stages synthetic augmented   # earlier stages must exist
 
 The stages run in this process, one after the other, through :mod:`latentdebias.scripts.pipeline` (first stages found by

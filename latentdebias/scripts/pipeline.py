@@ -1,6 +1,6 @@
 """Run the chain of latent de-biasing stages in order, per target attribute, and time each stage::
 
-    python -m latentdebias.scripts.pipeline --dataset attrmnist --cpu --log-root /tmp/latentdebias_runs
+    python -m latentdebias.scripts.pipeline --dataset attrmnist --cpu --log-root logs
     python -m latentdebias.scripts.pipeline --dataset celeba --targets Smiling Bangs --skip-finished
     python -m latentdebias.scripts.pipeline --dataset attrmnist --cpu --variant domdep --stages synthetic augmented
 

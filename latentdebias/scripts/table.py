@@ -1,7 +1,7 @@
 """The paper's results table from finished runs: baseline vs augmented target classifier, per target attribute and
 per attribute category, AP / DEO / BA (in %) and KL as bootstrap medians with 95% intervals::
 
-    python -m latentdebias.scripts.table --dataset attrmnist --cpu --log-root /tmp/latentdebias_runs
+    python -m latentdebias.scripts.table --dataset attrmnist --cpu --log-root logs
     python -m latentdebias.scripts.table --dataset celeba --targets Smiling Bangs ... --log-root logs
 
 Runs are found by name as :mod:`latentdebias.scripts.pipeline` names them; each run's numbers are those of the step its
