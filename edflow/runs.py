@@ -18,7 +18,7 @@ from typing import Mapping
 
 import yaml
 
-from edflow.first_stage import LOG_ROOT_ENV_VAR, FirstStageError, default_log_root, find_run, latest_config_path
+from edflow.first_stage import LOG_ROOT_ENV_VAR, FirstStageError, default_log_root, latest_config_path
 from edflow.lock import pid_alive
 from edflow.logger import read_metrics
 
@@ -32,12 +32,6 @@ def add_log_root_argument(parser: argparse.ArgumentParser, *, help: str = "where
     Read when the command line is parsed, so that everything after gets the log root as an argument."""
     parser.add_argument("--log-root", default=default_log_root(),
                         help=f"{help} (default: ${LOG_ROOT_ENV_VAR}, else logs)")
-
-
-def find_named_run(name: str, *, log_root: str, debug: bool = False) -> str | None:
-    """The newest run folder named ``<timestamp>_<name>`` with a checkpoint under ``log_root`` (and, for ``debug``,
-    under its debug_runs/), as a first stage of that name would be found; None if there is none."""
-    return find_run(name, debug=debug, log_root=log_root)
 
 
 def runs_named(*, name: str, log_root: str, since: str | None = None) -> list[str]:

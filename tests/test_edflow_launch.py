@@ -7,7 +7,8 @@ import pytest
 
 from edflow.launch import Launch, LaunchError, launch, launch_all
 from edflow.first_stage import log_roots, looking_up_runs
-from edflow.runs import add_log_root_argument, find_named_run, read_status, runs_named
+from edflow.first_stage import find_run as find_named_run
+from edflow.runs import add_log_root_argument, read_status, runs_named
 
 from toy import HERE, TOY
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from edflow.config import load_configs
 from edflow.launch import launch, runner_argv
-from edflow.runs import add_log_root_argument, find_named_run, read_status
+from edflow.first_stage import find_run
+from edflow.runs import add_log_root_argument, read_status
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_STAGES = {"standard": ("protected_clf", "gan"), "domdep": ("protected_clf", "gan"),
@@ -99,7 +100,7 @@ def plan(dataset: str, cpu: bool = False, variant: str = "standard", targets: li
 
 def finished_run(name: str, *, log_root: str, debug: bool = False) -> str | None:
     """The newest run of this name (as later stages would chain to it), if it finished."""
-    found = find_named_run(name, log_root=log_root, debug=debug)
+    found = find_run(name, log_root=log_root, debug=debug)
     return found if found and read_status(found).get("status") == "finished" else None
 
 

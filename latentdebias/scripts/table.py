@@ -17,7 +17,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edflow import tables
-from edflow.runs import add_log_root_argument, find_named_run
+from edflow.first_stage import find_run
+from edflow.runs import add_log_root_argument
 from edflow.runs import best_results, results_at, run_config
 from latentdebias.data import data_options
 from latentdebias.scripts.pipeline import PipelineError, add_chain_arguments, plan
@@ -42,7 +43,7 @@ PAPER_MEANS = {"inconsistently labelled": {"ap": (66.3, 65.2), "deo": (21.5, 16.
 
 
 def named_run(name: str, *, log_root: str) -> str:
-    run = find_named_run(name, log_root=log_root)
+    run = find_run(name, log_root=log_root)
     if run is None:
         raise FileNotFoundError(f"no run named {name!r} with a checkpoint under {log_root}; run it with "
                                 f"python -m latentdebias.scripts.pipeline first")
